@@ -6,6 +6,8 @@ package devoidc
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +35,13 @@ func Start(addr string) (*Issuer, error) {
 	if err := loopback.Require(addr); err != nil {
 		return nil, fmt.Errorf("dev OIDC issuer %w", err)
 	}
-	m, err := mockoidc.NewServer(nil)
+	// A fresh key per start: mockoidc's default key is published in its
+	// source, so anyone could mint tokens for an issuer that used it.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
+	}
+	m, err := mockoidc.NewServer(key)
 	if err != nil {
 		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
 	}

@@ -1,0 +1,205 @@
+// Package config is the model of bastion.yaml: where bastion listens, which
+// OIDC issuers it trusts, how token claims map to roles, how commands run,
+// and the limits it enforces. The zero value of every field means its
+// documented default, so a minimal file works.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/bastion-dev/bastion/certs"
+	"github.com/bastion-dev/bastion/internal/loopback"
+	"github.com/goccy/go-yaml"
+)
+
+// Config is bastion.yaml.
+type Config struct {
+	SSH    SSH                `yaml:"ssh"`
+	HTTP   HTTP               `yaml:"http"`
+	Certs  Certs              `yaml:"certs"`
+	OIDC   OIDC               `yaml:"oidc"`
+	Roles  []certs.RoleConfig `yaml:"roles"`
+	Exec   Exec               `yaml:"exec"`
+	Limits Limits             `yaml:"limits"`
+	Policy Policy             `yaml:"policy"`
+	Audit  Audit              `yaml:"audit"`
+}
+
+// SSH configures the SSH listener.
+type SSH struct {
+	// Listen is the SSH address; default 127.0.0.1:2222.
+	Listen string `yaml:"listen"`
+	// HostPrincipals are the names the host certificate is valid for;
+	// default localhost, 127.0.0.1, bastion.
+	HostPrincipals []string `yaml:"host_principals"`
+}
+
+// HTTP configures the HTTP API (token exchange, approvals, recordings).
+type HTTP struct {
+	// Listen is the HTTP address; default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files. Without them bastion serves plain
+	// HTTP, which it allows only on loopback addresses.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// Certs configures user certificates.
+type Certs struct {
+	// DefaultTTL is the lifetime of a certificate when the request names
+	// none; default 15m.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// MaxTTL caps requested lifetimes; default 1h.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+}
+
+// OIDC lists the token issuers bastion trusts.
+type OIDC struct {
+	Issuers []certs.IssuerConfig `yaml:"issuers"`
+}
+
+// Exec configures how agent commands run.
+type Exec struct {
+	// Shell runs each command as `Shell -c CMD`; default /bin/bash.
+	Shell string `yaml:"shell"`
+	// Dir is the working directory; default "/" (or the OS user's home
+	// when it exists).
+	Dir string `yaml:"dir"`
+	// Users maps a certificate principal to the OS account its commands run
+	// as when bastion runs as root. Principals not listed run as
+	// DefaultUser. Mapping a principal to root must be explicit.
+	Users map[string]string `yaml:"users"`
+	// DefaultUser is the OS account for unmapped principals; default nobody.
+	DefaultUser string `yaml:"default_user"`
+	// Path is the PATH commands see; default a standard system PATH.
+	Path string `yaml:"path"`
+}
+
+// Limits bounds sessions.
+type Limits struct {
+	// MaxSessionsPerIdentity bounds concurrent sessions of one subject;
+	// default 16.
+	MaxSessionsPerIdentity int `yaml:"max_sessions_per_identity"`
+	// IdleTimeout ends a session with no traffic; default 30m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxSessionDuration ends any session; default 8h.
+	MaxSessionDuration time.Duration `yaml:"max_session_duration"`
+	// AuthFailuresPerMinute is how many failed authentications one source
+	// address may make per minute before it is refused; default 20.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+}
+
+// Policy points at the user policy file.
+type Policy struct {
+	// File is a YAML policy whose rules override the built-in defaults by
+	// id; empty means the built-in policy alone.
+	File string `yaml:"file"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Stdout also writes every audit event to standard output (for a SIEM
+	// collector reading the service's output).
+	Stdout bool `yaml:"stdout"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.SSH.Listen, "127.0.0.1:2222")
+	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	if len(c.SSH.HostPrincipals) == 0 {
+		c.SSH.HostPrincipals = []string{"localhost", "127.0.0.1", "bastion"}
+	}
+	if c.Certs.DefaultTTL == 0 {
+		c.Certs.DefaultTTL = 15 * time.Minute
+	}
+	if c.Certs.MaxTTL == 0 {
+		c.Certs.MaxTTL = time.Hour
+	}
+	def(&c.Exec.Shell, "/bin/bash")
+	def(&c.Exec.Dir, "/")
+	def(&c.Exec.DefaultUser, "nobody")
+	def(&c.Exec.Path, "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+	if c.Limits.MaxSessionsPerIdentity == 0 {
+		c.Limits.MaxSessionsPerIdentity = 16
+	}
+	if c.Limits.IdleTimeout == 0 {
+		c.Limits.IdleTimeout = 30 * time.Minute
+	}
+	if c.Limits.MaxSessionDuration == 0 {
+		c.Limits.MaxSessionDuration = 8 * time.Hour
+	}
+	if c.Limits.AuthFailuresPerMinute == 0 {
+		c.Limits.AuthFailuresPerMinute = 20
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if c.Certs.DefaultTTL <= 0 || c.Certs.MaxTTL <= 0 {
+		return errors.New("certs: ttls must be positive")
+	}
+	if c.Certs.DefaultTTL > c.Certs.MaxTTL {
+		return fmt.Errorf("certs: default_ttl %s is above max_ttl %s", c.Certs.DefaultTTL, c.Certs.MaxTTL)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		return errors.New("http: tls_cert and tls_key go together")
+	}
+	if c.HTTP.TLSCert == "" {
+		if err := loopback.Require(c.HTTP.Listen); err != nil {
+			return fmt.Errorf("http: plain HTTP %w; set http.tls_cert and http.tls_key to serve elsewhere", err)
+		}
+	}
+	if err := certs.ValidateRoles(c.Roles); err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	for p, u := range c.Exec.Users {
+		if u == "" {
+			return fmt.Errorf("exec.users: principal %q maps to an empty user", p)
+		}
+	}
+	return nil
+}
+
+// Parse decodes bastion.yaml. Unknown keys are errors; every error names
+// the file, line and column.
+func Parse(data []byte, name string) (Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := yaml.UnmarshalWithOptions(data, &c, yaml.Strict()); err != nil {
+			return c, fmt.Errorf("%s: %s", name, yaml.FormatError(err, false, true))
+		}
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+//go:embed default.yaml
+var defaultFile []byte
+
+// DefaultFile is the commented bastion.yaml that `bastion init` writes. It
+// parses to the defaults.
+func DefaultFile() []byte { return bytes.Clone(defaultFile) }
