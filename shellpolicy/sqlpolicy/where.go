@@ -1,0 +1,515 @@
+package sqlpolicy
+
+import (
+	"math/big"
+	"regexp"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// truth is what a WHERE (or MERGE ON) condition is known to select.
+type truth int
+
+const (
+	tDep   truth = iota // depends on the target row: restricting
+	tTrue               // true for every row: a constant, or a tautology such as id = id
+	tFalse              // false for every row
+	tNull               // NULL for every row, so selects nothing
+	tIndep              // unknown, but not decided by the target row ($1, now(), an uncorrelated subquery)
+)
+
+// target is the table whose rows a DELETE, UPDATE or MERGE changes.
+type target struct {
+	name string // what a qualified column names it by: the alias, else the table name
+}
+
+func newTarget(rv *pg_query.RangeVar) target {
+	if rv == nil {
+		return target{}
+	}
+	if rv.Alias != nil && rv.Alias.Aliasname != "" {
+		return target{name: rv.Alias.Aliasname}
+	}
+	return target{name: rv.Relname}
+}
+
+// restricts reports whether a WHERE clause limits a statement to some rows
+// of its target rather than all of them. The judgement is syntactic and
+// errs towards "not restricting": constant conditions are folded (WHERE
+// true, 1 = 1, 'a' = 'a', NOT false, x OR true), comparisons of an
+// expression with itself and IS NOT NULL on a column count as true for
+// every row, and a condition that never mentions the target's columns
+// (WHERE $1, WHERE now() > '2020-01-01', an uncorrelated EXISTS) selects
+// all rows or none.
+func restricts(where *pg_query.Node, t target) bool {
+	if where == nil {
+		return false
+	}
+	switch eval(where, t, false) {
+	case tDep, tFalse, tNull:
+		return true
+	}
+	return false
+}
+
+// eval judges e, or NOT e when neg is set. Negation is pushed down to the
+// leaves, so that NOT (id IS NULL) is seen as the tautology it is.
+func eval(e *pg_query.Node, t target, neg bool) truth {
+	switch v := e.GetNode().(type) {
+	case *pg_query.Node_BoolExpr:
+		b := v.BoolExpr
+		switch b.Boolop {
+		case pg_query.BoolExprType_NOT_EXPR:
+			if len(b.Args) == 1 {
+				return eval(b.Args[0], t, !neg)
+			}
+		case pg_query.BoolExprType_AND_EXPR, pg_query.BoolExprType_OR_EXPR:
+			vals := make([]truth, len(b.Args))
+			for i, a := range b.Args {
+				vals[i] = eval(a, t, neg)
+			}
+			if (b.Boolop == pg_query.BoolExprType_AND_EXPR) != neg {
+				return and(vals)
+			}
+			return or(vals)
+		}
+	case *pg_query.Node_AConst, *pg_query.Node_TypeCast:
+		if c, ok := constValue(e); ok {
+			return negate(c.truth(), neg)
+		}
+	case *pg_query.Node_NullTest:
+		isNull := v.NullTest.Nulltesttype == pg_query.NullTestType_IS_NULL
+		return nullTest(v.NullTest.Arg, isNull != neg, t)
+	case *pg_query.Node_BooleanTest:
+		return negate(boolTest(v.BooleanTest, t), neg)
+	case *pg_query.Node_AExpr:
+		return aExpr(v.AExpr, t, neg)
+	case *pg_query.Node_CurrentOfExpr:
+		return tDep
+	}
+	return deps(e, t)
+}
+
+func negate(v truth, neg bool) truth {
+	if neg {
+		switch v {
+		case tTrue:
+			return tFalse
+		case tFalse:
+			return tTrue
+		}
+	}
+	return v
+}
+
+func and(vals []truth) truth {
+	has := map[truth]bool{}
+	for _, v := range vals {
+		has[v] = true
+	}
+	switch {
+	case has[tFalse]:
+		return tFalse
+	case has[tNull]:
+		return tNull
+	case has[tDep]:
+		return tDep
+	case has[tIndep]:
+		return tIndep
+	}
+	return tTrue
+}
+
+func or(vals []truth) truth {
+	has := map[truth]bool{}
+	for _, v := range vals {
+		has[v] = true
+	}
+	switch {
+	case has[tTrue]:
+		return tTrue
+	case has[tIndep]:
+		return tIndep
+	case has[tDep]:
+		return tDep
+	case has[tNull]:
+		return tNull
+	}
+	return tFalse
+}
+
+// nullTest judges "arg IS NULL" (isNull) or "arg IS NOT NULL".
+func nullTest(arg *pg_query.Node, isNull bool, t target) truth {
+	if c, ok := constValue(arg); ok {
+		if c.null == isNull {
+			return tTrue
+		}
+		return tFalse
+	}
+	d := deps(arg, t)
+	if d == tDep && !isNull {
+		// IS NOT NULL on a column holds for every row of a NOT NULL or
+		// primary-key column: the classic way to write "all rows".
+		return tTrue
+	}
+	return d
+}
+
+func boolTest(b *pg_query.BooleanTest, t target) truth {
+	v := eval(b.Arg, t, false)
+	if v == tDep || v == tIndep {
+		return v
+	}
+	isTrue, isFalse, isNull := v == tTrue, v == tFalse, v == tNull
+	var r bool
+	switch b.Booltesttype {
+	case pg_query.BoolTestType_IS_TRUE:
+		r = isTrue
+	case pg_query.BoolTestType_IS_NOT_TRUE:
+		r = !isTrue
+	case pg_query.BoolTestType_IS_FALSE:
+		r = isFalse
+	case pg_query.BoolTestType_IS_NOT_FALSE:
+		r = !isFalse
+	case pg_query.BoolTestType_IS_UNKNOWN:
+		r = isNull
+	case pg_query.BoolTestType_IS_NOT_UNKNOWN:
+		r = !isNull
+	default:
+		return tIndep
+	}
+	if r {
+		return tTrue
+	}
+	return tFalse
+}
+
+var negatedOp = map[string]string{"=": "<>", "<>": "=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+func aExpr(x *pg_query.A_Expr, t target, neg bool) truth {
+	op := stringList(x.Name, false)
+	switch x.Kind {
+	case pg_query.A_Expr_Kind_AEXPR_OP:
+		if _, ok := negatedOp[op]; !ok {
+			break
+		}
+		if neg {
+			op = negatedOp[op]
+		}
+		if op == "!=" {
+			op = "<>"
+		}
+		l, lok := constValue(x.Lexpr)
+		r, rok := constValue(x.Rexpr)
+		if lok && rok {
+			return compare(l, r, op)
+		}
+		if lok && l.null || rok && r.null {
+			return tNull // x = NULL is never true
+		}
+		if sameExpr(x.Lexpr, x.Rexpr) {
+			if op == "=" || op == "<=" || op == ">=" {
+				return tTrue
+			}
+			return tFalse
+		}
+	case pg_query.A_Expr_Kind_AEXPR_DISTINCT, pg_query.A_Expr_Kind_AEXPR_NOT_DISTINCT:
+		distinct := (x.Kind == pg_query.A_Expr_Kind_AEXPR_DISTINCT) != neg
+		l, lok := constValue(x.Lexpr)
+		r, rok := constValue(x.Rexpr)
+		switch {
+		case lok && l.null:
+			return nullTest(x.Rexpr, !distinct, t)
+		case rok && r.null:
+			return nullTest(x.Lexpr, !distinct, t)
+		case lok && rok:
+			v := compare(l, r, "=")
+			if v == tTrue || v == tFalse {
+				return negate(v, distinct)
+			}
+			return v
+		case sameExpr(x.Lexpr, x.Rexpr):
+			return negate(tTrue, distinct)
+		}
+	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE:
+		// col LIKE '%' holds for every non-null value.
+		if p, ok := constString(x.Rexpr); ok && strings.Trim(p, "%") == "" && p != "" && (op == "~~" || op == "~~*") {
+			if d := deps(x.Lexpr, t); d == tDep {
+				return negate(tTrue, neg)
+			}
+		}
+	}
+	return deps(&pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: x}}, t)
+}
+
+// deps says whether e reads a column of the target row. Unqualified columns
+// are taken to be the target's (they may belong to a USING or FROM table;
+// bastion cannot tell without the catalog). Inside a subquery only columns
+// qualified with the target's name count, unless the subquery's own FROM
+// rebinds that name.
+func deps(e *pg_query.Node, t target) truth {
+	found := false
+	var visit func(m protoreflect.Message, inSub, shadowed bool) bool
+	visit = func(m protoreflect.Message, inSub, shadowed bool) bool {
+		switch v := m.Interface().(type) {
+		case *pg_query.ColumnRef:
+			if refersToTarget(v, t, inSub, shadowed) {
+				found = true
+			}
+			return false
+		case *pg_query.CurrentOfExpr:
+			found = true
+			return false
+		case *pg_query.SelectStmt:
+			sh := shadowed || bindsName(v, t.name)
+			walk(m, func(c protoreflect.Message) bool {
+				if c.Interface() == v {
+					return true
+				}
+				return visit(c, true, sh)
+			})
+			return false
+		}
+		return !found
+	}
+	walk(e.ProtoReflect(), func(m protoreflect.Message) bool { return visit(m, false, false) })
+	if found {
+		return tDep
+	}
+	return tIndep
+}
+
+func refersToTarget(c *pg_query.ColumnRef, t target, inSub, shadowed bool) bool {
+	f := c.Fields
+	if len(f) == 1 {
+		return !inSub
+	}
+	if shadowed || len(f) < 2 {
+		return false
+	}
+	// qualifier is the name before the column (or before *).
+	q := f[len(f)-2].GetString_().GetSval()
+	return q != "" && q == t.name
+}
+
+// bindsName reports whether a SELECT's own FROM list introduces name.
+func bindsName(s *pg_query.SelectStmt, name string) bool {
+	for _, f := range s.FromClause {
+		found := false
+		walkNode(f, func(m protoreflect.Message) bool {
+			switch v := m.Interface().(type) {
+			case *pg_query.RangeVar:
+				n := v.Relname
+				if v.Alias != nil && v.Alias.Aliasname != "" {
+					n = v.Alias.Aliasname
+				}
+				found = found || n == name
+			case *pg_query.Alias:
+				found = found || v.Aliasname == name
+			case *pg_query.SelectStmt:
+				return false // a derived table's inside binds nothing here
+			}
+			return true
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// constant is a folded literal.
+type constant struct {
+	null  bool
+	kind  byte // 'b' bool, 'n' number, 's' string
+	b     bool
+	n     *big.Rat
+	s     string
+	isStr bool // the literal was a quoted string (its type is still unknown)
+}
+
+// constValue folds a literal, seen through casts: 't'::boolean, '1'::int,
+// 1::boolean and NULL::text are constants. Only casts whose result is
+// exact are folded; a cast that rounds or truncates (1.5::int,
+// 'abc'::char(5), 'x'::varchar(1), 0.1::float4) or a bit string makes the
+// value unknown, which is never judged restricting.
+func constValue(e *pg_query.Node) (constant, bool) {
+	var casts []*pg_query.TypeName
+	for e.GetTypeCast() != nil {
+		tc := e.GetTypeCast()
+		casts = append(casts, tc.TypeName)
+		e = tc.Arg
+	}
+	a := e.GetAConst()
+	if a == nil {
+		return constant{}, false
+	}
+	if a.Isnull {
+		return constant{null: true}, true
+	}
+	var c constant
+	switch v := a.Val.(type) {
+	case *pg_query.A_Const_Boolval:
+		c = constant{kind: 'b', b: v.Boolval.Boolval}
+	case *pg_query.A_Const_Ival:
+		c = constant{kind: 'n', n: new(big.Rat).SetInt64(int64(v.Ival.Ival))}
+	case *pg_query.A_Const_Fval:
+		r, ok := new(big.Rat).SetString(v.Fval.Fval)
+		if !ok {
+			return constant{}, false
+		}
+		c = constant{kind: 'n', n: r}
+	case *pg_query.A_Const_Sval:
+		c = constant{kind: 's', s: v.Sval.Sval, isStr: true}
+	default:
+		return constant{}, false
+	}
+	// The innermost cast applies first.
+	for i := len(casts) - 1; i >= 0; i-- {
+		var ok bool
+		if c, ok = castConst(c, casts[i]); !ok {
+			return constant{}, false
+		}
+	}
+	return c, true
+}
+
+// Strings cast to numbers are folded only in plain decimal notation, read
+// the same by Postgres and math/big.
+var (
+	intText     = regexp.MustCompile(`^\s*[+-]?[0-9]+\s*$`)
+	decimalText = regexp.MustCompile(`^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$`)
+)
+
+func castConst(c constant, tn *pg_query.TypeName) (constant, bool) {
+	if tn == nil || len(tn.Names) == 0 || len(tn.Typmods) > 0 || len(tn.ArrayBounds) > 0 {
+		return c, false
+	}
+	switch tn.Names[len(tn.Names)-1].GetString_().GetSval() {
+	case "bool", "boolean":
+		switch c.kind {
+		case 's':
+			b, ok := parseBool(c.s)
+			return constant{kind: 'b', b: b}, ok
+		case 'n':
+			return constant{kind: 'b', b: c.n.Sign() != 0}, c.n.IsInt()
+		}
+		return c, c.kind == 'b'
+	case "int2", "int4", "int8", "integer", "smallint", "bigint":
+		if c.kind == 's' {
+			if !intText.MatchString(c.s) {
+				return c, false
+			}
+			r, _ := new(big.Rat).SetString(strings.TrimSpace(c.s))
+			c = constant{kind: 'n', n: r}
+		}
+		return c, c.kind == 'n' && c.n.IsInt()
+	case "numeric", "decimal":
+		if c.kind == 's' {
+			if !decimalText.MatchString(c.s) {
+				return c, false
+			}
+			r, _ := new(big.Rat).SetString(strings.TrimSpace(c.s))
+			c = constant{kind: 'n', n: r}
+		}
+		return c, c.kind == 'n'
+	case "text":
+		c.isStr = false
+		return c, c.kind == 's'
+	}
+	return c, false
+}
+
+// truth is the constant used as a whole condition.
+func (c constant) truth() truth {
+	switch {
+	case c.null:
+		return tNull
+	case c.kind == 'b':
+		if c.b {
+			return tTrue
+		}
+		return tFalse
+	case c.kind == 's' && c.isStr:
+		// WHERE 'yes' is a boolean literal to Postgres.
+		if b, ok := parseBool(c.s); ok {
+			if b {
+				return tTrue
+			}
+			return tFalse
+		}
+	}
+	return tIndep
+}
+
+// compare folds a comparison of two constants. Only what is certain is
+// folded: string ordering depends on the collation, so it stays tIndep
+// (which is still "not restricting").
+func compare(l, r constant, op string) truth {
+	if l.null || r.null {
+		return tNull
+	}
+	var c int
+	switch {
+	case l.kind == 'n' && r.kind == 'n':
+		c = l.n.Cmp(r.n)
+	case l.kind == 'b' && r.kind == 'b':
+		c = boolCmp(l.b, r.b)
+	case l.kind == 's' && r.kind == 's':
+		if op != "=" && op != "<>" {
+			return tIndep
+		}
+		c = strings.Compare(l.s, r.s)
+	default:
+		return tIndep
+	}
+	var ok bool
+	switch op {
+	case "=":
+		ok = c == 0
+	case "<>":
+		ok = c != 0
+	case "<":
+		ok = c < 0
+	case "<=":
+		ok = c <= 0
+	case ">":
+		ok = c > 0
+	case ">=":
+		ok = c >= 0
+	default:
+		return tIndep
+	}
+	if ok {
+		return tTrue
+	}
+	return tFalse
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// parseBool accepts what Postgres's boolin accepts: unique prefixes of
+// true/false/yes/no, on/off, 1/0, any case, surrounding space ignored.
+func parseBool(s string) (bool, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return false, false
+	}
+	switch {
+	case strings.HasPrefix("true", s), strings.HasPrefix("yes", s), s == "on", s == "1":
+		return true, true
+	case strings.HasPrefix("false", s), strings.HasPrefix("no", s), s == "off", s == "of", s == "0":
+		return false, true
+	}
+	return false, false
+}
