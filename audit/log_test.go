@@ -1,0 +1,391 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bastion-dev/bastion/identity"
+)
+
+// fakeClock advances by step on every call.
+type fakeClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: time.Second}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+
+var agent = &identity.Provenance{Kind: identity.KindAgent, Subject: "deploy-bot", Issuer: "https://idp.example", Role: "ops"}
+
+// sample returns n varied events.
+func sample(n int) []Event {
+	evs := make([]Event, n)
+	for i := range evs {
+		switch i % 4 {
+		case 0:
+			evs[i] = Event{Type: SessionStart, Identity: agent, Session: fmt.Sprintf("s%d", i/4), Source: "10.0.0.7"}
+		case 1:
+			evs[i] = Event{Type: Command, Identity: agent, Session: fmt.Sprintf("s%d", i/4), Decision: "allow", Rule: "default-allow",
+				Detail: map[string]any{"command": "ls -la /tmp", "n": i}}
+		case 2:
+			evs[i] = Event{Type: Command, Identity: agent, Session: fmt.Sprintf("s%d", i/4), Decision: "deny", Rule: "no-rm",
+				Detail: map[string]any{"command": "rm -rf / <&>", "reason": "destructive"}}
+		case 3:
+			evs[i] = Event{Type: CertIssued, Identity: &identity.Provenance{Kind: identity.KindHuman, Subject: "alice"},
+				Detail: map[string]any{"serial": "18446744073709551615"}}
+		}
+	}
+	return evs
+}
+
+// writeLog records evs in a new log and returns its path.
+func writeLog(t testing.TB, evs []Event) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit", "audit.jsonl")
+	l, err := Open(path, Options{Clock: newClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if err := l.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func lines(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+func verifyFile(t testing.TB, path string) (int, error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return Verify(f)
+}
+
+func TestRecordWritesChainedLines(t *testing.T) {
+	t.Parallel()
+	var mirror bytes.Buffer
+	path := filepath.Join(t.TempDir(), "a", "audit.jsonl")
+	l, err := Open(path, Options{Clock: newClock().Now, Mirror: &mirror})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := time.Date(2020, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))
+	for _, e := range append(sample(3), Event{Type: CARotated, Time: fixed, Prev: "bogus", Hash: "bogus"}) {
+		if err := l.Record(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(Event{Type: Command}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Record after Close = %v, want ErrClosed", err)
+	}
+
+	ls := lines(t, path)
+	if len(ls) != 4 {
+		t.Fatalf("got %d lines, want 4", len(ls))
+	}
+	if got := mirror.String(); got != strings.Join(ls, "\n")+"\n" {
+		t.Errorf("mirror differs from file:\n%s", got)
+	}
+	var prev string
+	for i, line := range ls {
+		var e Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if e.Prev != prev {
+			t.Errorf("line %d: prev = %q, want %q", i+1, e.Prev, prev)
+		}
+		if len(e.Hash) != 64 {
+			t.Errorf("line %d: hash = %q", i+1, e.Hash)
+		}
+		// The hash is over the encoding with Hash empty.
+		c := e
+		c.Hash = ""
+		b, _ := json.Marshal(c)
+		if got, _, _ := lineHash([]byte(line)); got != e.Hash || !strings.HasPrefix(line, string(b[:len(b)-1])) {
+			t.Errorf("line %d: hash is not over the canonical encoding", i+1)
+		}
+		prev = e.Hash
+	}
+	if !strings.Contains(ls[0], `"time":"2026-03-01T12:00:01Z"`) {
+		t.Errorf("clock not used for a zero Time: %s", ls[0])
+	}
+	if !strings.Contains(ls[3], `"time":"2020-01-02T02:04:05.000000006Z"`) {
+		t.Errorf("a given Time is kept (in UTC): %s", ls[3])
+	}
+	if n, err := verifyFile(t, path); err != nil || n != 4 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	di, _ := os.Stat(filepath.Dir(path))
+	if di.Mode().Perm() != 0o700 {
+		t.Errorf("dir mode %v, want 0700", di.Mode().Perm())
+	}
+}
+
+func TestRecordRefusesUnencodable(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Record(Event{Type: Command, Detail: map[string]any{"c": make(chan int)}}); err == nil {
+		t.Fatal("an event that cannot be encoded was accepted")
+	}
+	if err := l.Record(Event{Type: Command}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := verifyFile(t, path); err != nil || n != 1 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+}
+
+func TestReopenContinuesChain(t *testing.T) {
+	t.Parallel()
+	// Events larger than the chunks the tail is read back in.
+	big := Event{Type: Command, Detail: map[string]any{"command": strings.Repeat("y", 150<<10)}}
+	path := writeLog(t, append(sample(4), big))
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(Event{Type: ServerStart}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if n, err := verifyFile(t, path); err != nil || n != 6 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+	last, err := Tail(path, 2)
+	if err != nil || len(last) != 2 || last[0].Detail["command"] != big.Detail["command"] || last[1].Type != ServerStart {
+		t.Fatalf("Tail(2) after a big event: %d events, %v", len(last), err)
+	}
+}
+
+// Two Logs on one file stand in for two processes (each has its own open
+// file description, so the flock excludes them like separate processes):
+// each picks up the other's appends before writing.
+func TestTwoWritersShareOneChain(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var wg sync.WaitGroup
+	for _, l := range []*Log{a, b, a, b} {
+		wg.Go(func() {
+			for _, e := range sample(50) {
+				if err := l.Record(e); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := verifyFile(t, path); err != nil || n != 200 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+}
+
+func TestTornTailIsRecovered(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// tear edits the file content of a 4-event log.
+		tear func(b []byte) []byte
+		// recovered says whether a log.recovered event is expected.
+		recovered bool
+	}{
+		{"cut mid-line", func(b []byte) []byte { return b[:len(b)-40] }, true},
+		{"zeros appended", func(b []byte) []byte { return append(b, 0, 0, 0, 0) }, true},
+		{"half a line appended", func(b []byte) []byte {
+			ls := bytes.SplitAfter(b, []byte("\n"))
+			return append(b, ls[1][:30]...)
+		}, true},
+		{"lost final newline only", func(b []byte) []byte { return b[:len(b)-1] }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeLog(t, sample(4))
+			b, _ := os.ReadFile(path)
+			if err := os.WriteFile(path, tt.tear(b), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := verifyFile(t, path)
+			if tt.recovered {
+				var ve *VerifyError
+				if !errors.As(err, &ve) || !errors.Is(err, ErrTornTail) {
+					t.Fatalf("Verify of a torn log = %v, want ErrTornTail", err)
+				}
+			} else if err != nil {
+				t.Fatalf("Verify = %v", err)
+			}
+
+			l, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Record(Event{Type: ServerStart}); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			n, err := verifyFile(t, path)
+			if err != nil {
+				t.Fatalf("Verify after recovery: %v\n%s", err, readAll(t, path))
+			}
+			evs, err := Search(path, Filter{Type: "log"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(evs) == 1; got != tt.recovered {
+				t.Fatalf("log.recovered events: %d, want recovered=%v (%d events verified)", len(evs), tt.recovered, n)
+			}
+		})
+	}
+}
+
+// A write that fails twice in a row (a full disk) leaves two torn pieces;
+// one recovery covers both.
+func TestRecoveryOfRepeatedTears(t *testing.T) {
+	t.Parallel()
+	path := writeLog(t, sample(3))
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"time":"2026-0`)    // torn write
+	f.WriteString("\n" + `{"time":"20`) // torn recovery
+	f.Close()
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Record(Event{Type: ServerStart})
+	l.Close()
+	if n, err := verifyFile(t, path); err != nil || n != 5 {
+		t.Fatalf("Verify = %d, %v\n%s", n, err, readAll(t, path))
+	}
+}
+
+func readAll(t testing.TB, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestGarbageLineInTheMiddleIsTampering(t *testing.T) {
+	t.Parallel()
+	// Garbage followed by real events (no log.recovered naming it) is not a
+	// crash: it is an edit.
+	path := writeLog(t, sample(2))
+	b, _ := os.ReadFile(path)
+	ls := bytes.SplitAfter(b, []byte("\n"))
+	bad := append(append(append([]byte{}, ls[0]...), "garbage\n"...), ls[1]...)
+	os.WriteFile(path, bad, 0o600)
+	_, err := verifyFile(t, path)
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Line != 2 || ve.Reason != "not valid JSON" {
+		t.Fatalf("Verify = %v, want line 2: not valid JSON", err)
+	}
+}
+
+func TestConcurrentRecord(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				if err := l.Record(Event{Type: Command, Session: fmt.Sprintf("g%d", g), Detail: map[string]any{"i": i}}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	l.Close()
+	if n, err := verifyFile(t, path); err != nil || n != 200 {
+		t.Fatalf("Verify = %d, %v", n, err)
+	}
+	// Per session, events are in the order they were recorded.
+	evs, _ := Search(path, Filter{Session: "g3"})
+	for i, e := range evs {
+		if e.Detail["i"].(float64) != float64(i) {
+			t.Fatalf("g3 event %d has i=%v", i, e.Detail["i"])
+		}
+	}
+}
+
+func BenchmarkAuditRecord(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	e := sample(2)[1]
+	for b.Loop() {
+		if err := l.Record(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
