@@ -1,0 +1,164 @@
+// Package masking replaces secrets in command output, terminal sessions,
+// recordings and SQL results with "[MASKED:<kind>]" before they reach an
+// agent or a log.
+//
+// One engine serves every stream. It knows the formats of common tokens
+// (AWS, GitHub, GitLab, Slack, Stripe, Google, OpenAI, Anthropic, npm,
+// SendGrid, Twilio, Vault, DigitalOcean, JWT), private key blocks (PEM,
+// OpenSSH, PGP, escaped in JSON, base64-encoded), passwords in URLs and in
+// key=value lines (env dumps, .env, YAML, JSON, INI, flags), Authorization
+// headers and Kubernetes Secret data, plus exact values the caller injects
+// (Options.Values). Where a secret sits in a larger context only the value
+// is replaced: "password=[MASKED:password]",
+// "postgres://u:[MASKED:url-password]@db". Generic values (after a key such
+// as token=) must look generated: long enough, mixed character classes,
+// enough entropy, and not a placeholder (****, ${VAR}, <redacted>,
+// changeme) or a reference in code (self.password, os.Getenv(...)).
+//
+// Text is matched after removing ANSI CSI and short escape sequences, so a
+// token that grep --color split is still found; sequences inside a secret
+// are replaced with it, those around it are kept. OSC strings (titles,
+// hyperlinks) stay in the text and are scanned like it.
+//
+// A Writer masks a stream. It holds back only the end of the input that
+// may still grow into a secret (a token cut by a write, a key whose value
+// has not arrived, a Kubernetes data block whose kind comes later) and
+// emits everything else at once; what it holds is flushed after
+// Options.Idle without input, and at most 64 KiB is held. A private key
+// block is replaced by its marker as soon as its header is seen and the
+// rest is swallowed until its footer, or until Close if none comes (fail
+// closed).
+//
+// Not covered: a token broken across terminal lines by a hard line break
+// (fold, a PTY echoing a long line with CR LF), secrets inside OSC payloads
+// other than by the rules that apply to any text, a secret cut by an idle
+// pause longer than Options.Idle, and credential files without a key
+// name per value (.pgpass, .netrc).
+//
+// Secret-free text runs at memory-like speed: the scanner tests eight
+// byte pairs at a time against one table and looks closer only where a
+// rule could be anchored (a separator after the last letter of a keyword,
+// the punctuation of a token prefix, "--", A or S at a word start, eyJ).
+// No regular expression runs.
+package masking
+
+import (
+	"sync"
+	"time"
+)
+
+// Event reports one masking. It never carries the masked value.
+type Event struct {
+	Kind   string // rule ID, as in the replacement text
+	Offset int64  // byte offset in the input stream where the secret began
+	Length int    // input bytes replaced, including escape sequences inside
+}
+
+// Options configures a Masker. The zero value masks with the built-in rules.
+type Options struct {
+	// Values are masked wherever they occur, as kind "injected-secret".
+	// Values shorter than MinValueLen bytes are ignored: masking every
+	// "abc" in the output would hide more than it protects.
+	Values []string
+	// OnMask, if not nil, is called for each masking, synchronously from
+	// Write, Flush, Close or Bytes. It must not call back into the Writer.
+	OnMask func(Event)
+	// Idle is how long a Writer holds back a possible secret without new
+	// input before flushing it. Zero means 20ms; negative disables the
+	// timer, leaving flushing to the caller.
+	Idle time.Duration
+}
+
+// MinValueLen is the shortest Options.Values entry that is masked.
+const MinValueLen = 4
+
+const defaultIdle = 20 * time.Millisecond
+
+// Masker holds compiled rules and values. It is immutable and safe for
+// concurrent use.
+type Masker struct {
+	values [][]byte
+	onMask func(Event)
+	idle   time.Duration
+}
+
+// New returns a Masker with the built-in rules and opts.Values.
+func New(opts Options) *Masker {
+	m := &Masker{onMask: opts.OnMask, idle: opts.Idle}
+	if m.idle == 0 {
+		m.idle = defaultIdle
+	}
+	m.values = addValues(nil, opts.Values)
+	return m
+}
+
+func addValues(dst [][]byte, vs []string) [][]byte {
+	for _, v := range vs {
+		if len(v) < MinValueLen {
+			continue
+		}
+		dup := false
+		for _, d := range dst {
+			if string(d) == v {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			dst = append(dst, []byte(v))
+		}
+	}
+	return dst
+}
+
+var defaultMasker = sync.OnceValue(func() *Masker { return New(Options{}) })
+
+// Default returns a shared Masker with the built-in rules only.
+func Default() *Masker { return defaultMasker() }
+
+// WithValues returns a Masker that also masks v. The rules are shared; only
+// the list of values is copied.
+func (m *Masker) WithValues(v ...string) *Masker {
+	n := *m
+	n.values = addValues(append([][]byte(nil), m.values...), v)
+	return &n
+}
+
+// Bytes masks a whole buffer, such as an SQL value or a log line. It returns
+// b itself when there is nothing to mask.
+func (m *Masker) Bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	var sc scanner
+	if !hasEscape(b) {
+		sc.reset(m, b, 0, true, true)
+		sc.eof = true
+		sc.run()
+		if len(sc.ms) == 0 && sc.pemAt < 0 {
+			return b
+		}
+	}
+	out := sliceWriter{b: make([]byte, 0, len(b))}
+	e := newEngine(m, &out)
+	e.write(b)
+	e.close()
+	return out.b
+}
+
+// String masks a whole string.
+func (m *Masker) String(s string) string {
+	in := []byte(s)
+	out := m.Bytes(in)
+	if len(out) > 0 && &out[0] == &in[0] {
+		return s // unchanged
+	}
+	return string(out)
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
