@@ -1,0 +1,106 @@
+package pgproxy
+
+import (
+	"path"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// column is how one result column is masked.
+type column struct {
+	rule bool   // a column rule matches: replace whole values
+	repl []byte // "[MASKED:<name>]"
+	text bool   // values are text the masker can read
+}
+
+// Type OIDs whose binary format is the text itself (or, for jsonb, a
+// version byte and the text); their binary values still go through the
+// masker. Other binary values (integers, timestamps, arrays) would only be
+// corrupted by text substitution, so binary columns of other types get the
+// column rules only.
+var textualOIDs = map[uint32]bool{
+	17:   true, // bytea: raw bytes, often text
+	18:   true, // "char"
+	19:   true, // name
+	25:   true, // text
+	114:  true, // json
+	142:  true, // xml
+	705:  true, // unknown
+	1042: true, // bpchar
+	1043: true, // varchar
+	3802: true, // jsonb
+}
+
+// setColumns records the row description for the DataRows that follow and
+// masks the column names the client sees (a name can be a secret the
+// server produced, e.g. from crosstab).
+func (s *session) setColumns(m *pgproto3.RowDescription) {
+	s.cols = s.cols[:0]
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		name := string(f.Name)
+		c := column{text: f.Format == pgproto3.TextFormat || textualOIDs[f.DataTypeOID]}
+		if matchRule(s.rules, name) {
+			c.rule = true
+			c.repl = []byte("[MASKED:" + name + "]")
+		}
+		s.cols = append(s.cols, c)
+		f.Name = s.masker.Bytes(f.Name)
+	}
+}
+
+// maskRow masks a DataRow in place. NULLs stay NULL. Values beyond the
+// known columns (no description seen) are treated as text.
+func (s *session) maskRow(m *pgproto3.DataRow) {
+	for i, v := range m.Values {
+		if v == nil {
+			continue
+		}
+		if i < len(s.cols) {
+			c := &s.cols[i]
+			if c.rule {
+				m.Values[i] = c.repl
+				continue
+			}
+			if !c.text {
+				continue
+			}
+		}
+		m.Values[i] = s.masker.Bytes(v)
+	}
+}
+
+// maskNotice masks the free-text fields of an ErrorResponse or
+// NoticeResponse: a unique violation's Detail quotes the duplicate value.
+func (s *session) maskNotice(m *pgproto3.ErrorResponse) {
+	m.Message = s.masker.String(m.Message)
+	m.Detail = s.masker.String(m.Detail)
+	m.Hint = s.masker.String(m.Hint)
+	m.Where = s.masker.String(m.Where)
+	m.InternalQuery = s.masker.String(m.InternalQuery)
+	for k, v := range m.UnknownFields {
+		m.UnknownFields[k] = s.masker.String(v)
+	}
+}
+
+func matchRule(rules []string, name string) bool {
+	if len(rules) == 0 {
+		return false
+	}
+	name = strings.ToLower(name)
+	for _, r := range rules {
+		if ok, _ := path.Match(r, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}

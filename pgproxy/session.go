@@ -1,0 +1,345 @@
+package pgproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/bastion-dev/bastion/masking"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
+)
+
+// A session is one client connection and its upstream connection. Two
+// goroutines work on it: the client loop (readClient) reads client
+// messages, decides, and writes allowed ones upstream; the relay loop
+// (relay) reads upstream messages, masks, and writes them to the client.
+//
+// The two meet in the pending FIFO: for every message written upstream the
+// client loop queues what answers it, in order, and the relay pops entries
+// as the answers arrive. A refusal made by the proxy is queued the same way,
+// so it reaches the client after the answers to everything the client sent
+// before it, and the relay can tell which statement each CommandComplete or
+// ErrorResponse belongs to.
+type session struct {
+	p          *Proxy
+	log        *slog.Logger
+	ctx        context.Context
+	cancel     context.CancelCauseFunc
+	masker     *masking.Masker
+	classifier *sqlpolicy.Classifier
+	rules      []string
+
+	client net.Conn
+	be     *pgproto3.Backend // read by the client loop only
+	rd     *readErr          // be's reader
+	up     net.Conn
+	fe     *pgproto3.Frontend // read by the relay loop only
+
+	keyPID    uint32 // the key the client knows, set by Proxy.register
+	keySecret []byte
+	upPID     uint32 // the upstream backend's key
+	upSecret  []byte
+
+	// Client loop state.
+	ubuf            []byte              // encoded messages not yet written upstream
+	upending        []*entry            // their FIFO entries, queued when ubuf is written
+	stmts           map[string]stmtInfo // prepared statements by name
+	portals         map[string]stmtInfo // portals by name
+	discard         bool                // after a refused Parse: drop messages until Sync
+	inBatch         bool                // extended-protocol messages since the last Sync
+	sentBatch       bool                // part of the current batch went upstream
+	refusal         *entry              // queued before the Sync when sentBatch
+	hasDescribed    bool                // the previous message described describedPortal
+	describedPortal string
+
+	hookMu sync.Mutex // serializes Hooks.Statement calls
+
+	mu       sync.Mutex
+	fifo     []*entry      // guarded by mu
+	cbuf     []byte        // messages for the client not yet written; guarded by mu
+	txStatus byte          // the last ReadyForQuery status; guarded by mu
+	batchErr bool          // an error was sent since the last ReadyForQuery; guarded by mu
+	waiting  func()        // cancels the approval being waited for; guarded by mu
+	werr     error         // the first client write error; guarded by mu
+	idle     chan struct{} // closed when the FIFO empties; guarded by mu
+	room     chan struct{} // closed when a full FIFO has room; guarded by mu
+
+	// Relay loop state.
+	cols         []column // the current row description
+	fatalRelayed bool     // the server sent a FATAL error
+
+	terminated atomic.Bool // the client sent Terminate: upstream EOF is expected
+}
+
+// stmtInfo is what the proxy knows about a prepared statement or portal.
+type stmtInfo struct {
+	text     string
+	res      policy.Result
+	approved bool
+}
+
+// entryKind says what answers an entry in the FIFO.
+type entryKind uint8
+
+const (
+	kQuery    entryKind = iota // a simple Query: done at ReadyForQuery
+	kParse                     // ParseComplete
+	kBind                      // BindComplete
+	kDescribe                  // RowDescription or NoData (after ParameterDescription)
+	kClose                     // CloseComplete
+	kExecute                   // CommandComplete, EmptyQueryResponse or PortalSuspended
+	kSync                      // ReadyForQuery
+	kCopyEnd                   // CopyDone/CopyFail from the client: no answer
+	kRefusal                   // an ErrorResponse made by the proxy
+	kReady                     // a ReadyForQuery made by the proxy
+)
+
+type entry struct {
+	kind   entryKind
+	hidden bool // a Describe the proxy added: its answer is not relayed
+	copyIn bool // the server entered COPY FROM STDIN for this Query/Execute
+
+	// For kRefusal: the error, and whether to drop it when the server
+	// already failed the batch (the client gets one error per batch).
+	refusal       *pgproto3.ErrorResponse
+	dropIfErrored bool
+
+	// For events (kQuery, kExecute, and refusals of statements).
+	report bool
+	info   stmtInfo
+	start  time.Time
+	tag    string
+	rows   int64
+	code   string
+	errMsg string
+}
+
+func newSession(p *Proxy, ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, hc *pgconn.HijackedConn) *session {
+	m := p.Masker
+	if m == nil {
+		m = masking.Default()
+	}
+	m = m.WithValues(p.Target.Password)
+	c := p.Classifier
+	if c == nil {
+		c = sqlpolicy.Default()
+	}
+	rules := p.ColumnRules
+	if rules == nil {
+		rules = DefaultColumnRules
+	}
+	s := &session{
+		p: p, log: p.logger().With("target", p.Target.Name),
+		masker: m, classifier: c, rules: lowerAll(rules),
+		client: client, be: be, rd: rd, up: hc.Conn, fe: hc.Frontend,
+		upPID: hc.PID, upSecret: hc.SecretKey,
+		stmts: map[string]stmtInfo{}, portals: map[string]stmtInfo{},
+	}
+	s.ctx, s.cancel = context.WithCancelCause(ctx)
+	return s
+}
+
+// errClientDone ends a session the client ended (Terminate or EOF).
+var errClientDone = errors.New("client closed the connection")
+
+// run finishes the greeting and proxies until the session ends.
+func (s *session) run() error {
+	s.mu.Lock()
+	s.send(&pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret})
+	s.send(&pgproto3.ReadyForQuery{TxStatus: s.txStatus})
+	s.flush()
+	s.mu.Unlock()
+
+	// Ending the session unblocks both loops: the client read by a
+	// deadline (so the final error can still be written), the upstream by
+	// closing it.
+	stop := context.AfterFunc(s.ctx, func() {
+		if err := s.client.SetDeadline(time.Now()); err != nil {
+			s.client.Close()
+		}
+		s.up.Close()
+	})
+	defer stop()
+
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		s.relay()
+	}()
+	s.cancel(s.readClient())
+	<-relayDone
+	s.up.Close()
+
+	cause := context.Cause(s.ctx)
+	var ue *userError
+	switch {
+	case errors.Is(cause, errClientDone):
+		return nil
+	case errors.Is(cause, errUpstreamFatal):
+		// The client has the server's own FATAL error.
+	case !errors.As(cause, &ue):
+		// Serve's context ended: tell the client why it goes.
+		ue = fatal(codeAdminShutdown, "bastion: terminating connection: the session ended", cause)
+	}
+	if ue != nil && ue.severity == "FATAL" {
+		s.client.SetDeadline(time.Time{})
+		writeFatal(s.client, &userError{severity: ue.severity, code: ue.code,
+			msg: s.masker.String(ue.msg), hint: ue.hint})
+	}
+	s.log.Debug("pgproxy: session ended", "cause", cause)
+	return cause
+}
+
+// send encodes msg for the client. Caller holds mu.
+func (s *session) send(msg pgproto3.BackendMessage) {
+	b, err := msg.Encode(s.cbuf)
+	if err != nil {
+		// Only oversize fields fail to encode; drop the message rather
+		// than the stream's framing.
+		s.log.Error("pgproxy: encode message for client", "type", fmt.Sprintf("%T", msg), "err", err)
+		return
+	}
+	s.cbuf = b
+}
+
+// flush writes what send queued. Caller holds mu. A write error ends the
+// session. Once the session is ending nothing more is written: the client
+// gets only the final error.
+func (s *session) flush() {
+	if len(s.cbuf) == 0 {
+		return
+	}
+	if s.werr == nil && s.ctx.Err() == nil {
+		if _, err := s.client.Write(s.cbuf); err != nil {
+			s.werr = err
+			s.cancel(errClientDone)
+		}
+	}
+	if cap(s.cbuf) > 1<<20 {
+		s.cbuf = nil
+	} else {
+		s.cbuf = s.cbuf[:0]
+	}
+}
+
+// maxPending bounds the FIFO: a client that pipelines without reading is
+// held back, as the server holds back a client that does not read.
+const maxPending = 1 << 16
+
+// queue appends entries to the FIFO and emits what the proxy itself
+// answers, if it is now at the front. It waits while the FIFO is full.
+func (s *session) queue(es ...*entry) {
+	s.mu.Lock()
+	for len(s.fifo) >= maxPending && s.ctx.Err() == nil {
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-s.ctx.Done():
+		}
+		s.mu.Lock()
+	}
+	s.fifo = append(s.fifo, es...)
+	s.drain()
+	s.flush()
+	s.mu.Unlock()
+}
+
+// drain emits the proxy's own answers at the front of the FIFO. Caller
+// holds mu.
+func (s *session) drain() {
+	for len(s.fifo) > 0 {
+		e := s.fifo[0]
+		switch e.kind {
+		case kCopyEnd:
+		case kRefusal:
+			if !(e.dropIfErrored && s.batchErr) {
+				s.send(e.refusal)
+				s.batchErr = true
+			}
+		case kReady:
+			s.send(&pgproto3.ReadyForQuery{TxStatus: s.txStatus})
+			s.batchErr = false
+		default:
+			return
+		}
+		s.pop()
+	}
+}
+
+// pop removes the FIFO's front entry. Caller holds mu.
+func (s *session) pop() *entry {
+	e := s.fifo[0]
+	s.fifo[0] = nil
+	s.fifo = s.fifo[1:]
+	if s.room != nil && len(s.fifo) < maxPending/2 {
+		close(s.room)
+		s.room = nil
+	}
+	if len(s.fifo) == 0 {
+		s.fifo = s.fifo[:0:0]
+		if s.idle != nil {
+			close(s.idle)
+			s.idle = nil
+		}
+	}
+	return e
+}
+
+// notice sends a NoticeResponse now; it is the callback given to
+// Hooks.Approve.
+func (s *session) notice(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.send(&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE",
+		Code: "00000", Message: s.masker.String(msg)})
+	s.flush()
+}
+
+// cancelApproval stops a pending approval wait; it reports whether there
+// was one.
+func (s *session) cancelApproval() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting == nil {
+		return false
+	}
+	s.waiting()
+	return true
+}
+
+// report calls Hooks.Statement for a finished entry. An error ends the
+// session. The relay loop calls it holding mu; it must not take mu.
+func (s *session) report(e *entry, refused bool) {
+	hook := s.p.Hooks.Statement
+	if hook == nil || !e.report {
+		return
+	}
+	e.report = false // once: a refusal is reported when made, not again when popped
+	ev := StatementEvent{
+		Target: s.p.Target.Name, Text: s.masker.String(e.info.text), Result: e.info.res,
+		Approved: e.info.approved, Refused: refused, Start: e.start, Tag: e.tag, Rows: e.rows,
+		SQLState: e.code, Error: s.masker.String(e.errMsg),
+	}
+	if !refused {
+		ev.Duration = time.Since(e.start)
+	}
+	s.hookMu.Lock()
+	err := hook(ev)
+	s.hookMu.Unlock()
+	if err != nil {
+		s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))
+	}
+}

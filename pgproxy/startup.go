@@ -1,0 +1,170 @@
+package pgproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// startup reads the client's startup packets: SSLRequest and GSSEncRequest
+// are declined with 'N' (the SSH channel is already encrypted), a
+// CancelRequest is handled and yields (nil, nil), and a StartupMessage is
+// returned.
+func (p *Proxy) startup(be *pgproto3.Backend, rd *readErr, client net.Conn) (*pgproto3.StartupMessage, error) {
+	for i := 0; ; i++ {
+		msg, err := be.ReceiveStartupMessage()
+		if err != nil {
+			if rd.err != nil {
+				return nil, err
+			}
+			return nil, fatal(codeProtocolViolation, "bastion: invalid startup packet", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+			// libpq asks for GSS encryption, then TLS, then starts.
+			if i >= 2 {
+				return nil, fatal(codeProtocolViolation, "bastion: too many encryption requests", nil)
+			}
+			if _, err := client.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case *pgproto3.CancelRequest:
+			p.cancel(m)
+			return nil, nil
+		case *pgproto3.StartupMessage:
+			return m, nil
+		default:
+			return nil, fatal(codeProtocolViolation, "bastion: unexpected startup packet", fmt.Errorf("%T", msg))
+		}
+	}
+}
+
+// passParams are the startup parameters passed upstream. Others are
+// dropped: "options" sets arbitrary server settings without a statement
+// the policy could see, and "replication" switches to another protocol.
+var passParams = map[string]bool{
+	"application_name":   true,
+	"client_encoding":    true,
+	"datestyle":          true,
+	"timezone":           true,
+	"intervalstyle":      true,
+	"extra_float_digits": true,
+	"search_path":        true,
+	"bytea_output":       true,
+}
+
+// connect checks the client's startup message, logs in upstream with the
+// target's credentials and greets the client, returning the session.
+func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, sm *pgproto3.StartupMessage) (*session, error) {
+	t := p.Target
+	db := t.Database
+	if db == "" {
+		db = t.User
+	}
+	if want := sm.Parameters["database"]; want != "" && want != db {
+		return nil, &userError{severity: "FATAL", code: codeInvalidDatabase,
+			msg:  fmt.Sprintf("bastion: database %q is not available through this target; use %q", want, db),
+			hint: "Connect with dbname=" + db + " or leave the database empty."}
+	}
+	if r := sm.Parameters["replication"]; r != "" && r != "false" && r != "0" && r != "off" {
+		return nil, fatal(codeFeatureNotSupported, "bastion: replication connections are not allowed", nil)
+	}
+
+	host, portStr, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q address: %w", t.Name, err))
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q port: %w", t.Name, err))
+	}
+	// ParseConfig merges PG* environment variables and service files; every
+	// field that could carry them is overwritten below, so only the target
+	// decides where and how we log in.
+	cfg, err := pgconn.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", err)
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.Database, cfg.User, cfg.Password = db, t.User, t.Password
+	cfg.TLSConfig = t.TLS
+	cfg.Fallbacks = nil
+	cfg.SSLNegotiation, cfg.SSLCertMode, cfg.RequireAuth = "", "", ""
+	cfg.ChannelBinding = "prefer"
+	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	cfg.ValidateConnect, cfg.AfterConnect, cfg.AfterNetConnect = nil, nil, nil
+	cfg.OnNotice, cfg.OnNotification, cfg.OAuthTokenProvider = nil, nil, nil
+	cfg.ConnectTimeout = p.dialTimeout()
+	cfg.DialFunc = p.dialer()
+	cfg.RuntimeParams = map[string]string{}
+	for k, v := range sm.Parameters {
+		if passParams[strings.ToLower(k)] {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(cctx, cfg)
+	if err != nil {
+		ue := fatal(codeConnectionFailure, fmt.Sprintf("bastion: cannot connect to database target %q", t.Name), err)
+		var pgErr *pgconn.PgError
+		// Server errors other than authentication (too many connections,
+		// shutting down) help the agent; authentication failures are the
+		// operator's business.
+		if errors.As(err, &pgErr) && !strings.HasPrefix(pgErr.Code, "28") {
+			ue.code = pgErr.Code
+			ue.msg += ": " + pgErr.Message
+		}
+		return nil, ue
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, fatal(codeConnectionFailure, "bastion: cannot connect to database target", err)
+	}
+	hc.Conn.SetDeadline(time.Time{})
+
+	s := newSession(p, ctx, client, be, rd, hc)
+	s.greet(sm, hc.ParameterStatuses, hc.TxStatus)
+	return s, nil
+}
+
+// greet finishes the client's startup: protocol negotiation if it asked
+// for more than 3.0, AuthenticationOk (trust: the SSH session authenticated
+// the agent), the upstream server's parameters, our own BackendKeyData and
+// ReadyForQuery. The key is set by Proxy.register before the greeting is
+// flushed, so greet only queues the messages.
+func (s *session) greet(sm *pgproto3.StartupMessage, params map[string]string, tx byte) {
+	var unknown []string
+	for k := range sm.Parameters {
+		if strings.HasPrefix(k, "_pq_.") {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	if sm.ProtocolVersion != pgproto3.ProtocolVersion30 || len(unknown) > 0 {
+		s.send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown})
+	}
+	s.send(&pgproto3.AuthenticationOk{})
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		s.send(&pgproto3.ParameterStatus{Name: k, Value: params[k]})
+	}
+	if tx == 0 {
+		tx = 'I'
+	}
+	s.txStatus = tx
+}
