@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/bastion-dev/bastion/certs"
@@ -28,6 +29,58 @@ type Config struct {
 	Limits Limits             `yaml:"limits"`
 	Policy Policy             `yaml:"policy"`
 	Audit  Audit              `yaml:"audit"`
+	// Operators configures who may approve commands and use the web UI.
+	Operators Operators `yaml:"operators"`
+	Approvals Approvals `yaml:"approvals"`
+	// Databases are the Postgres targets agents may reach through bastion's
+	// proxy (`ssh -L 5432:<name>:5432 bastion`).
+	Databases []Database `yaml:"databases"`
+}
+
+// Database is one Postgres target. The agent never sees its credentials:
+// bastion injects them upstream and masks the password in all output.
+type Database struct {
+	// Name is what agents put as the forwarding destination host.
+	Name string `yaml:"name"`
+	// Addr is the upstream host:port.
+	Addr     string `yaml:"addr"`
+	Database string `yaml:"database"`
+	User     string `yaml:"user"`
+	// PasswordFile or PasswordEnv holds the upstream password.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// TLS is disable (default, loopback upstreams only), require (encrypt,
+	// trust any certificate) or verify-full (CAFile or the system roots).
+	TLS    string `yaml:"tls"`
+	CAFile string `yaml:"ca_file"`
+	// Roles may use the target; empty means every role.
+	Roles []string `yaml:"roles"`
+}
+
+// Operators says who may approve commands and read recordings over HTTP
+// (the API and the web UI). Nobody is anonymous.
+type Operators struct {
+	// TokenFile holds a bootstrap operator token (one line). Empty: none.
+	TokenFile string `yaml:"token_file"`
+	// Roles are role names (from roles:) whose OIDC tokens make their
+	// bearer an operator. Only human identities may approve.
+	Roles []string `yaml:"roles"`
+}
+
+// Approvals configures just-in-time approvals.
+type Approvals struct {
+	// Timeout is how long a held command waits; default 5m. A request
+	// nobody decides in time is refused.
+	Timeout time.Duration `yaml:"timeout"`
+	// Webhooks are told about every request and outcome.
+	Webhooks []Webhook `yaml:"webhooks"`
+}
+
+// Webhook is one notification endpoint.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Slack sends a Slack-compatible payload ({"text": ..., "blocks": ...}).
+	Slack bool `yaml:"slack"`
 }
 
 // SSH configures the SSH listener.
@@ -139,6 +192,9 @@ func (c Config) WithDefaults() Config {
 	if c.Limits.MaxSessionDuration == 0 {
 		c.Limits.MaxSessionDuration = 8 * time.Hour
 	}
+	if c.Approvals.Timeout == 0 {
+		c.Approvals.Timeout = 5 * time.Minute
+	}
 	if c.Limits.AuthFailuresPerMinute == 0 {
 		c.Limits.AuthFailuresPerMinute = 20
 	}
@@ -163,6 +219,28 @@ func (c Config) Validate() error {
 	}
 	if err := certs.ValidateRoles(c.Roles); err != nil {
 		return fmt.Errorf("roles: %w", err)
+	}
+	for _, w := range c.Approvals.Webhooks {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			return fmt.Errorf("approvals.webhooks: %q is not an http(s) URL", w.URL)
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range c.Databases {
+		switch {
+		case d.Name == "" || d.Addr == "" || d.User == "":
+			return fmt.Errorf("databases: each target needs name, addr and user")
+		case seen[d.Name]:
+			return fmt.Errorf("databases: target %q is defined twice", d.Name)
+		case d.PasswordFile != "" && d.PasswordEnv != "":
+			return fmt.Errorf("databases: %s: password_file and password_env exclude each other", d.Name)
+		}
+		switch d.TLS {
+		case "", "disable", "require", "verify-full":
+		default:
+			return fmt.Errorf("databases: %s: tls must be disable, require or verify-full, not %q", d.Name, d.TLS)
+		}
+		seen[d.Name] = true
 	}
 	for p, u := range c.Exec.Users {
 		if u == "" {

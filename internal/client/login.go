@@ -151,7 +151,6 @@ Host bastion
   StrictHostKeyChecking yes
   ForwardAgent no
   ForwardX11 no
-  ClearAllForwardings yes
 `, r.ExpiresAt.Format(time.RFC3339), host, port, user, keyFile, certFile, khFile)
 	files := []struct {
 		path string

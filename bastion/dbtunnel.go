@@ -1,0 +1,229 @@
+package bastion
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bastion-dev/bastion/audit"
+	"github.com/bastion-dev/bastion/config"
+	"github.com/bastion-dev/bastion/pgproxy"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recordings"
+	gliderssh "github.com/gliderlabs/ssh"
+	"golang.org/x/crypto/ssh"
+)
+
+// DBTarget is a configured database with its resolved credentials.
+type DBTarget struct {
+	pgproxy.Target
+	Roles []string // empty: every role
+}
+
+// ResolveDatabases reads each target's password (file or environment) and
+// TLS settings. A target whose password cannot be read is an error: bastion
+// would otherwise start a proxy that cannot log in.
+func ResolveDatabases(dbs []config.Database) (map[string]DBTarget, error) {
+	out := map[string]DBTarget{}
+	for _, d := range dbs {
+		t := DBTarget{Target: pgproxy.Target{Name: d.Name, Addr: d.Addr, Database: d.Database, User: d.User}, Roles: d.Roles}
+		switch {
+		case d.PasswordFile != "":
+			b, err := os.ReadFile(d.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("database %s: %w", d.Name, err)
+			}
+			t.Password = strings.TrimRight(string(b), "\r\n")
+		case d.PasswordEnv != "":
+			t.Password = os.Getenv(d.PasswordEnv)
+			if t.Password == "" {
+				return nil, fmt.Errorf("database %s: environment variable %s is empty", d.Name, d.PasswordEnv)
+			}
+		}
+		host, _, _ := net.SplitHostPort(d.Addr)
+		switch d.TLS {
+		case "require":
+			t.TLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} // encrypt only, as libpq's sslmode=require
+		case "verify-full":
+			t.TLS = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+			if d.CAFile != "" {
+				pem, err := os.ReadFile(d.CAFile)
+				if err != nil {
+					return nil, fmt.Errorf("database %s: %w", d.Name, err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("database %s: no certificates in %s", d.Name, d.CAFile)
+				}
+				t.TLS.RootCAs = pool
+			}
+		}
+		out[d.Name] = t
+	}
+	return out, nil
+}
+
+// directTCPIP handles `ssh -L` (RFC 4254 7.2). Only a destination that names
+// a configured database target is served, through the Postgres proxy; every
+// other destination is refused and audited.
+func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan ssh.NewChannel, ctx gliderssh.Context) {
+	var d struct {
+		DestAddr   string
+		DestPort   uint32
+		OriginAddr string
+		OriginPort uint32
+	}
+	_ = ssh.Unmarshal(newChan.ExtraData(), &d)
+	id, ok := IdentityFrom(ctx)
+	src := hostOf(conn.RemoteAddr())
+	dest := net.JoinHostPort(d.DestAddr, fmt.Sprint(d.DestPort))
+	refuse := func(reason, msg string) {
+		s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(id), Source: src,
+			Detail: map[string]any{"channel": "direct-tcpip", "dest": quoteBounded(dest, 256), "reason": reason}})
+		newChan.Reject(ssh.Prohibited, msg)
+	}
+	t, known := s.Databases[d.DestAddr]
+	switch {
+	case !ok:
+		newChan.Reject(ssh.Prohibited, "not authenticated")
+		return
+	case !known:
+		refuse("not a configured database target", fmt.Sprintf("bastion: forwarding to %s is not allowed: only configured database targets can be reached", dest))
+		return
+	case len(t.Roles) > 0 && !slices.Contains(t.Roles, id.Provenance.Role):
+		refuse("role may not use this target", fmt.Sprintf("bastion: role %q may not use database %s", id.Provenance.Role, t.Name))
+		return
+	}
+	ch, reqs, err := newChan.Accept()
+	if err != nil {
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	sctx, cancel := context.WithCancelCause(ctx)
+	sess := &session{srv: s, id: newSessionID(), ch: ch, ident: id, source: src, ctx: sctx, cancel: cancel,
+		env: map[string]string{}, kind: "db", command: "postgres tunnel to " + t.Name}
+	if !s.track(sess) {
+		ch.Close()
+		return
+	}
+	defer s.untrack(sess)
+	defer cancel(errClientGone)
+	s.serveTunnel(sess, t)
+}
+
+// serveTunnel proxies one tunnelled Postgres connection, recorded as an
+// asciicast whose output is a readable statement log.
+func (s *Server) serveTunnel(sess *session, t DBTarget) {
+	h := recordings.Header{Width: 120, Height: 30, Timestamp: s.Clock().Unix(), Command: sess.command, Title: "bastion " + sess.command,
+		Env: map[string]string{"TERM": "xterm-256color"},
+		Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
+			KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Target: t.Name}}
+	rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
+	if err != nil {
+		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
+		sess.ch.Close() // fail closed: an unrecorded tunnel never opens
+		return
+	}
+	sess.rec = rec
+	if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+		Detail: map[string]any{"kind": "db", "target": t.Name, "principal": sess.ident.Principal}}); err != nil {
+		rec.Close(ExitRecordingUnavailable)
+		sess.ch.Close()
+		return
+	}
+	var recMu sync.Mutex
+	logLine := func(format string, a ...any) error {
+		recMu.Lock()
+		defer recMu.Unlock()
+		return rec.Output([]byte(fmt.Sprintf(format, a...)))
+	}
+	logLine("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance)
+	p := &pgproxy.Proxy{Target: t.Target, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
+		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
+			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
+				// The waiting line (first line of msg) becomes a NoticeResponse.
+				line, _, _ := strings.Cut(msg, "\n")
+				notice(strings.TrimSpace(line))
+			})
+			if out == holdRun {
+				return true, ""
+			}
+			return false, "not approved"
+		},
+		Statement: func(ev pgproxy.StatementEvent) error {
+			detail := map[string]any{"target": t.Name, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
+			if ev.Error != "" {
+				detail["error"] = ev.SQLState + " " + ev.Error
+			}
+			if ev.Approved {
+				detail["approved"] = true
+			}
+			mark, _ := json.Marshal(map[string]any{"type": "query", "sql": ev.Text, "decision": ev.Result.Decision.String(), "rule": ev.Result.Rule,
+				"rows": ev.Rows, "ms": ev.Duration.Milliseconds(), "error": ev.Error})
+			recMu.Lock()
+			err := rec.Marker(string(mark))
+			recMu.Unlock()
+			if err == nil {
+				status := fmt.Sprintf("%s, %d rows, %s", ev.Tag, ev.Rows, ev.Duration.Round(time.Microsecond))
+				if ev.Refused {
+					status = "refused: " + ev.Result.Reason
+				} else if ev.Error != "" {
+					status = "error " + ev.SQLState + ": " + ev.Error
+				}
+				err = logLine("%s=> %s\r\n\x1b[2m   -- %s [%s %s]\x1b[0m\r\n", t.Name, strings.ReplaceAll(ev.Text, "\n", "\r\n   "), status, ev.Result.Decision, ev.Result.Rule)
+			}
+			if err == nil {
+				err = s.audit(audit.Event{Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail})
+			}
+			if err != nil {
+				sess.cancel(errRecordingFailed)
+			}
+			return err
+		},
+	}}
+	err = p.Serve(sess.ctx, chanConn{Channel: sess.ch, local: tunnelAddr(t.Name), remote: tunnelAddr(sess.source)})
+	code := 0
+	if err != nil {
+		code = 1
+		if errors.Is(context.Cause(sess.ctx), errRecordingFailed) {
+			code = ExitRecordingUnavailable
+		}
+	}
+	rec.Close(code)
+	end := map[string]any{"exit": code, "target": t.Name}
+	if err != nil {
+		end["cause"] = err.Error()
+	}
+	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+}
+
+// chanConn presents an SSH channel as a net.Conn for the proxy. Channels
+// have no deadlines: SetDeadline reports that, and the proxy then closes
+// the channel instead of interrupting a read.
+type chanConn struct {
+	ssh.Channel
+	local, remote net.Addr
+}
+
+var errNoDeadlines = errors.New("ssh channels have no deadlines")
+
+func (c chanConn) LocalAddr() net.Addr              { return c.local }
+func (c chanConn) RemoteAddr() net.Addr             { return c.remote }
+func (c chanConn) SetDeadline(time.Time) error      { return errNoDeadlines }
+func (c chanConn) SetReadDeadline(time.Time) error  { return errNoDeadlines }
+func (c chanConn) SetWriteDeadline(time.Time) error { return errNoDeadlines }
+
+type tunnelAddr string
+
+func (a tunnelAddr) Network() string { return "ssh" }
+func (a tunnelAddr) String() string  { return string(a) }

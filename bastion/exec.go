@@ -1,0 +1,154 @@
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bastion-dev/bastion/audit"
+	"golang.org/x/crypto/ssh"
+)
+
+// runExec runs an allowed exec command under `shell -c`, streaming stdout
+// and stderr separately through the masker and the recording, forwarding
+// stdin, and returning the command's exit status.
+func (sess *session) runExec() int {
+	s := sess.srv
+	cmd, err := sess.command_(sess.ctx, "-c", sess.command)
+	if err != nil {
+		s.Logger.Error("exec setup", "session", sess.id, "err", err)
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot run commands as the configured user: %v\n", err)
+		return ExitInternal
+	}
+	var recMu sync.Mutex
+	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
+	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess})
+	cmd.Stdout, cmd.Stderr = out, errw
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return ExitInternal
+	}
+	start := s.Clock()
+	if err := cmd.Start(); err != nil {
+		s.Logger.Error("exec start", "session", sess.id, "err", err)
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start the command: %v\n", err)
+		return ExitInternal
+	}
+	sess.mu.Lock()
+	sess.signal = func(sig ssh.Signal) { signalGroup(cmd, sig) }
+	sess.mu.Unlock()
+	// stdin: agent -> recording (masked) -> command. This goroutine ends
+	// when the client sends EOF or the channel closes; the session's request
+	// loop, which owns the channel, outlives it.
+	go func() {
+		in := s.Masker.Writer(sess.rec.InputWriter())
+		io.Copy(stdin, io.TeeReader(sess.ch, in))
+		in.Close()
+		stdin.Close()
+	}()
+	err = cmd.Wait()
+	sess.mu.Lock()
+	sess.signal = nil
+	sess.mu.Unlock()
+	ferr := errors.Join(out.Close(), errw.Close())
+	code := exitCode(cmd, err)
+	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: session ended: %v\n", cause)
+		if errors.Is(cause, errRecordingFailed) {
+			code = ExitRecordingUnavailable
+		}
+	} else if ferr != nil {
+		code = ExitRecordingUnavailable
+	}
+	sess.endCommand(code, s.Clock().Sub(start))
+	return code
+}
+
+// endCommand records the exit of the current command.
+func (sess *session) endCommand(code int, d time.Duration) {
+	if err := sess.rec.CommandEnd(sess.cmdRef, code); err != nil {
+		sess.cancel(errRecordingFailed)
+	}
+	sess.srv.audit(audit.Event{Type: audit.CommandExit, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+		Detail: map[string]any{"exit": code, "duration_ms": d.Milliseconds()}})
+}
+
+func exitCode(cmd *exec.Cmd, err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return ExitInternal
+}
+
+var sshSignals = map[ssh.Signal]syscall.Signal{
+	ssh.SIGABRT: syscall.SIGABRT, ssh.SIGALRM: syscall.SIGALRM, ssh.SIGFPE: syscall.SIGFPE,
+	ssh.SIGHUP: syscall.SIGHUP, ssh.SIGILL: syscall.SIGILL, ssh.SIGINT: syscall.SIGINT,
+	ssh.SIGKILL: syscall.SIGKILL, ssh.SIGPIPE: syscall.SIGPIPE, ssh.SIGQUIT: syscall.SIGQUIT,
+	ssh.SIGSEGV: syscall.SIGSEGV, ssh.SIGTERM: syscall.SIGTERM, ssh.SIGUSR1: syscall.SIGUSR1,
+	ssh.SIGUSR2: syscall.SIGUSR2,
+}
+
+func signalGroup(cmd *exec.Cmd, sig ssh.Signal) {
+	if s, ok := sshSignals[sig]; ok && cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, s)
+	}
+}
+
+// command_ builds the shell process for this session: a scrubbed
+// environment, the configured directory, its own process group (killed
+// when the session ends), and, when bastion runs as root, the unprivileged
+// OS account the principal maps to.
+func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, error) {
+	cfg := sess.srv.cfg.Exec
+	cmd := exec.CommandContext(ctx, cfg.Shell, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	home, uname := "/", ""
+	if os.Geteuid() == 0 {
+		name, ok := cfg.Users[sess.ident.Principal]
+		if !ok {
+			name = cfg.DefaultUser
+		}
+		u, err := user.Lookup(name)
+		if err != nil {
+			return nil, fmt.Errorf("look up OS user %q: %w", name, err)
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+		home, uname = u.HomeDir, u.Username
+	} else if u, err := user.Current(); err == nil {
+		home, uname = u.HomeDir, u.Username
+	}
+	cmd.Dir = cfg.Dir
+	env := []string{
+		"PATH=" + cfg.Path, "HOME=" + home, "USER=" + uname, "LOGNAME=" + uname, "SHELL=" + cfg.Shell,
+		"BASTION_SESSION=" + sess.id,
+	}
+	sess.mu.Lock()
+	for k, v := range sess.env {
+		env = append(env, k+"="+v)
+	}
+	if sess.pty != nil && sess.env["TERM"] == "" {
+		env = append(env, "TERM="+sess.pty.term)
+	}
+	sess.mu.Unlock()
+	cmd.Env = env
+	return cmd, nil
+}

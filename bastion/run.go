@@ -1,0 +1,219 @@
+package bastion
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/bastion-dev/bastion/audit"
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/recordings"
+	"github.com/bastion-dev/bastion/shellpolicy"
+)
+
+// handler runs one session's command and returns its exit code.
+type handler func(sess *session) int
+
+// middleware wraps a handler with one control stage.
+type middleware func(next handler) handler
+
+// chain composes middlewares around h so that the first listed runs first:
+// chain(h, a, b) runs a, then b, then h.
+func chain(h handler, mws ...middleware) handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
+// run is the session pipeline: recover -> record+audit the session ->
+// (exec) policy -> approval -> run, or the checked shell.
+func (sess *session) run() int {
+	if sess.kind == "shell" {
+		return chain((*session).runShell, recoverer, recorded)(sess)
+	}
+	return chain((*session).runExec, recoverer, recorded, checked, approved)(sess)
+}
+
+// recoverer turns a panic in a later stage into an internal-error exit, so
+// one bad session cannot take the server down.
+func recoverer(next handler) handler {
+	return func(sess *session) (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				sess.srv.Logger.Error("session panic", "session", sess.id, "panic", r, "stack", string(debug.Stack()))
+				fmt.Fprintf(sess.ch.Stderr(), "bastion: internal error (session %s)\r\n", sess.id)
+				code = ExitInternal
+			}
+		}()
+		return next(sess)
+	}
+}
+
+// recorded opens the session's recording and audits its start and end. If
+// either cannot be written, nothing runs (fail closed).
+func recorded(next handler) handler {
+	return func(sess *session) int {
+		s := sess.srv
+		sess.mu.Lock()
+		p := sess.pty
+		env := sess.env
+		sess.mu.Unlock()
+		h := recordings.Header{Width: 80, Height: 24, Timestamp: s.Clock().Unix(), Command: sess.command,
+			Env: map[string]string{"SHELL": s.cfg.Exec.Shell}, Title: "bastion session " + sess.id,
+			Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
+				KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Reason: env["BASTION_REASON"]}}
+		if p != nil {
+			h.Width, h.Height, h.Env["TERM"] = p.win.cols, p.win.rows, p.term
+		}
+		rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
+		if err != nil {
+			s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
+			return sess.refuseRecording()
+		}
+		sess.rec = rec
+		detail := map[string]any{"kind": sess.kind, "principal": sess.ident.Principal, "serial": fmt.Sprint(sess.ident.Serial)}
+		if sess.kind == "exec" {
+			detail["command"] = s.Masker.String(sess.command)
+		}
+		if r := env["BASTION_REASON"]; r != "" {
+			detail["reason"] = r
+		}
+		if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: detail}); err != nil {
+			rec.Close(ExitRecordingUnavailable)
+			return sess.refuseRecording()
+		}
+		code := next(sess)
+		if err := rec.Close(code); err != nil {
+			s.Logger.Error("closing recording", "session", sess.id, "err", err)
+		}
+		cause := context.Cause(sess.ctx)
+		end := map[string]any{"exit": code}
+		if cause != nil {
+			end["cause"] = cause.Error()
+		}
+		s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+		return code
+	}
+}
+
+func (sess *session) refuseRecording() int {
+	sess.refusal("recording-unavailable", "the session cannot be recorded, so nothing runs",
+		"retry later; tell the bastion operator if it persists", policy.Result{Rule: "recording"})
+	return ExitRecordingUnavailable
+}
+
+// checked decides the exec command with the shell policy. The decision is
+// recorded and audited before anything runs; a denial runs nothing.
+func checked(next handler) handler {
+	return func(sess *session) int {
+		res, ok := sess.decide(sess.command)
+		if !ok {
+			return sess.refuseRecording()
+		}
+		switch res.Decision {
+		case policy.Deny:
+			sess.refusal("denied", res.Reason, res.Hint, res)
+			sess.endCommand(ExitDenied, 0)
+			return ExitDenied
+		case policy.Approve:
+			sess.pending = res
+		}
+		return next(sess)
+	}
+}
+
+// approved holds commands that need a human approval until one decides.
+func approved(next handler) handler {
+	return func(sess *session) int {
+		if sess.pending.Decision != policy.Approve {
+			return next(sess)
+		}
+		out, code := sess.hold(sess.ctx, sess.masked, sess.pending, func(s string) { io.WriteString(sess.ch.Stderr(), s) })
+		if out != holdRun {
+			sess.endCommand(code, 0)
+			return code
+		}
+		return next(sess)
+	}
+}
+
+// decide runs the policy on input and durably records the decision (a
+// recording marker and an audit event) before returning. ok is false when
+// the decision could not be recorded: the caller must not run anything.
+func (sess *session) decide(input string) (res policy.Result, ok bool) {
+	s := sess.srv
+	out := s.Policy.Decide(input, shellpolicy.Input{Principal: sess.ident.Principal, Role: sess.ident.Provenance.Role})
+	res = out.Result
+	masked := s.Masker.String(input)
+	sess.masked = masked
+	ref, err := sess.rec.Command(masked, res.Decision.String(), res.Rule)
+	if err != nil {
+		sess.cancel(errRecordingFailed)
+		return res, false
+	}
+	sess.cmdRef = ref
+	if err := s.audit(audit.Event{Type: audit.Command, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+		Decision: res.Decision.String(), Rule: res.Rule, Detail: map[string]any{"command": masked, "reason": res.Reason}}); err != nil {
+		return res, false
+	}
+	return res, true
+}
+
+// refusal writes to stderr the two lines every refusal shows the agent.
+func (sess *session) refusal(what, reason, hint string, res policy.Result) {
+	io.WriteString(sess.ch.Stderr(), sess.refusalText(what, reason, hint, res))
+}
+
+// refusalText is one line for a human, "bastion: <what>: <reason> [rule
+// <id>]", then one JSON object for a program.
+func (sess *session) refusalText(what, reason, hint string, res policy.Result) string {
+	line := "bastion: " + what + ": " + reason
+	if res.Rule != "" {
+		line += " [rule " + res.Rule + "]"
+	}
+	key := strings.ReplaceAll(what, " ", "-")
+	js, _ := json.Marshal(struct {
+		Bastion string `json:"bastion"`
+		Rule    string `json:"rule"`
+		Reason  string `json:"reason"`
+		Hint    string `json:"hint,omitempty"`
+		Session string `json:"session"`
+	}{key, res.Rule, reason, hint, sess.id})
+	nl := "\n"
+	if sess.hasPTY() {
+		nl = "\r\n"
+	}
+	return line + nl + string(js) + nl
+}
+
+func (sess *session) hasPTY() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.pty != nil
+}
+
+// recordedWriter writes to the recording first and then to the agent, so
+// nothing reaches the agent that is not in the recording. A recording error
+// ends the session with a cause.
+type recordedWriter struct {
+	mu   *sync.Mutex // shared by stdout and stderr: one recording
+	rec  io.Writer
+	to   io.Writer
+	sess *session
+}
+
+func (w recordedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	_, err := w.rec.Write(p)
+	w.mu.Unlock()
+	if err != nil {
+		w.sess.cancel(errRecordingFailed)
+		return 0, err
+	}
+	return w.to.Write(p)
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# End-to-end figures, side by side with the reference in the same run:
+# bastion vs OpenSSH's sshd on this machine (connection + command round trip,
+# exec output throughput, PTY output throughput). Prints ratios.
+# Usage: scripts/bench.sh  (after `make build`); ROUNDS and SIZE_MB tune it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-30}
+SIZE_MB=${SIZE_MB:-256}
+BIN=${BIN:-bin/bastion}
+work=$(mktemp -d /tmp/bastion-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+[ -z "${BENCH_DEBUG:-}" ] || trap "cat \"$work/sshd.log\" >&2; cleanup" EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Both servers run commands as one throwaway account with an empty home,
+# so neither pays for the other's shell start-up files (Debian's bash reads
+# ~/.bashrc when started by sshd).
+user=bastionbench$$
+useradd -r -M -p "*" -d "$work/home" -s /bin/bash "$user"  # "*": no password, not locked (sshd without PAM refuses locked accounts)
+mkdir -p "$work/home" && chown "$user" "$work/home"
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; userdel "$user" 2>/dev/null || true; rm -rf "$work"; }
+
+# --- bastion (dev mode: embedded issuer, demo agent logged in)
+"$BIN" init --data-dir "$work/bastion" >/dev/null
+printf 'exec:\n  default_user: %s\n  dir: %s\n' "$user" "$work/home" > "$work/bastion/bastion.yaml"
+"$BIN" dev --data-dir "$work/bastion" --ssh-addr "127.0.0.1:$(free_port)" --http-addr "127.0.0.1:$(free_port)" >"$work/dev.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do [ -f "$work/bastion/client/ssh_config" ] && break; sleep 0.05; done
+[ -f "$work/bastion/client/ssh_config" ] || { cat "$work/dev.log"; echo "bastion dev did not start" >&2; exit 1; }
+B=(ssh -F "$work/bastion/client/ssh_config" -o BatchMode=yes bastion)
+
+# --- OpenSSH sshd on loopback, same machine, key auth as the current user
+port=$(free_port)
+ssh-keygen -q -t ed25519 -N '' -f "$work/hostkey"
+ssh-keygen -q -t ed25519 -N '' -f "$work/userkey"
+cp "$work/userkey.pub" "$work/authorized_keys"; chmod 600 "$work/authorized_keys"; chown "$user" "$work/authorized_keys"  # sshd reads it as the user
+mkdir -p /run/sshd
+/usr/sbin/sshd -D -e -f /dev/null -p "$port" -o ListenAddress=127.0.0.1 -o HostKey="$work/hostkey" \
+  -o AuthorizedKeysFile="$work/authorized_keys" -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no \
+  -o KbdInteractiveAuthentication=no -o UsePAM=no -o StrictModes=no -o PidFile=none -o PrintMotd=no -o PrintLastLog=no 2>"$work/sshd.log" &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+O=(ssh -p "$port" -i "$work/userkey" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "$user@127.0.0.1")
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Round trip: connect, authenticate, run `true`, exit.
+rt() { local -n cmd=$1; for _ in $(seq "$ROUNDS"); do s=$(now); "${cmd[@]}" true; e=$(now); echo $(( (e-s)/1000 )); done | median; }
+"${B[@]}" true && "${O[@]}" true   # warm up
+b_rt=$(rt B); o_rt=$(rt O)
+
+# Throughput: cat a text file through each.
+big="$work/big.txt"
+python3 - "$big" "$SIZE_MB" <<'PY'
+import sys, random
+random.seed(1)
+words = "the quick brown fox jumps over lazy dog error warn info GET POST /api/v1/users 200 404 latency_ms=12 user=alice request_id".split()
+line_pool = [" ".join(random.choice(words) for _ in range(12)) + "\n" for _ in range(4096)]
+blob = "".join(line_pool).encode()
+n = int(sys.argv[2]) * 1024 * 1024
+with open(sys.argv[1], "wb") as f:
+    while n > 0:
+        f.write(blob[:n]); n -= len(blob)
+PY
+chmod 644 "$big"
+tp() { local -n cmd=$1; local extra=${2:-}; for _ in 1 2 3; do s=$(now); "${cmd[@]}" $extra "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
+b_tp=$(tp B); o_tp=$(tp O)
+
+printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
+printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
+printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"

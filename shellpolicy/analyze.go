@@ -1,0 +1,719 @@
+package shellpolicy
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+const (
+	maxDepth    = 8    // nested code: bash -c in bash -c, eval, function calls
+	maxCommands = 2000 // statements analysed for one Decide
+)
+
+var parsers = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
+
+// analyzer walks one command line for one Decide call.
+type analyzer struct {
+	p     *Policy
+	in    Input
+	src   string // source the current positions refer to
+	pos   string // when set, the position every finding reports (inside nested code)
+	depth int
+	steps int
+
+	findings []Finding
+	funcs    map[string]*funcDef
+	calling  map[*syntax.FuncDecl]bool
+	procs    map[*syntax.ProcSubst]*stream // what each process substitution outputs
+	called   map[string]bool               // command names used literally in the top-level file
+	complex  bool                          // maxCommands was reached
+}
+
+type funcDef struct {
+	decl *syntax.FuncDecl
+	src  string
+}
+
+func newAnalyzer(p *Policy, in Input) *analyzer { return &analyzer{p: p, in: in} }
+
+// frame gathers what one statement does, for one Finding.
+type frame struct {
+	pos     string
+	argv    []string  // the command as shown in the finding
+	name    string    // the command name, for messages
+	hits    []hit     //
+	targets []string  // paths it deletes or writes
+	layers  [][]field // the command at each wrapper layer, for matchers
+	show    bool      // a command ran here (not only nested code)
+}
+
+func (a *analyzer) hit(fr *frame, rule, arg string) {
+	fr.hits = append(fr.hits, hit{rule: rule, arg: arg, cmd: fr.name})
+}
+
+func (a *analyzer) newFrame(n syntax.Node) *frame {
+	if a.pos != "" {
+		return &frame{pos: a.pos}
+	}
+	p := n.Pos()
+	return &frame{pos: fmt.Sprintf("%d:%d", p.Line(), p.Col())}
+}
+
+// endFrame matches the policy's rules on what the statement ran and records
+// its finding.
+func (a *analyzer) endFrame(fr *frame) {
+	for _, argv := range fr.layers {
+		name, _ := commandName(argv[0].s)
+		if l := strings.ToLower(name); l != name && a.p.byName[l] != nil {
+			name = l
+		}
+		rules := a.p.byName[name]
+		for _, list := range [][]*rule{rules, a.p.anyName} {
+			for _, r := range list {
+				v := r.pick(a.in)
+				if v == nil || v.disabled {
+					continue
+				}
+				for _, m := range v.match {
+					if ok, maybe := m.match(name, argv[1:], fr.targets); ok {
+						fr.hits = append(fr.hits, hit{rule: r.id, arg: subcommand(argv), maybe: maybe, cmd: name})
+						break
+					}
+				}
+			}
+		}
+	}
+	if !fr.show && len(fr.hits) == 0 {
+		return
+	}
+	res := a.p.strictest(fr.hits, a.in, fr.name)
+	argv, copied := fr.argv, false
+	for i, s := range argv {
+		if h := human(s); h != s {
+			if !copied {
+				argv, copied = append([]string(nil), argv...), true
+			}
+			argv[i] = h
+		}
+	}
+	a.findings = append(a.findings, Finding{Command: argv, Result: res, Pos: fr.pos})
+}
+
+// subcommand is the first argument that is not a flag, for messages.
+func subcommand(argv []field) string {
+	for _, f := range argv[1:] {
+		if !strings.HasPrefix(f.s, "-") {
+			return f.disp
+		}
+	}
+	return strings.Join(display(argv), " ")
+}
+
+func display(argv []field) []string {
+	out := make([]string, len(argv))
+	for i := range argv {
+		out[i] = argv[i].disp
+	}
+	return out
+}
+
+// step counts statements; past maxCommands the rest is not analysed and the
+// outcome is at least approve.
+func (a *analyzer) step() bool {
+	a.steps++
+	if a.steps > maxCommands {
+		a.complex = true
+		return false
+	}
+	return true
+}
+
+// run analyses a whole command line.
+func (a *analyzer) run(cmd string) {
+	cmd = sanitize(cmd)
+	f, err := a.parse(cmd)
+	if err != nil {
+		fr := &frame{pos: "1:1", show: true, argv: []string{cmd}}
+		var pe syntax.ParseError
+		if perr, ok := err.(syntax.ParseError); ok {
+			pe = perr
+			fr.pos = fmt.Sprintf("%d:%d", pe.Pos.Line(), pe.Pos.Col())
+		}
+		a.hit(fr, ruleParseError, err.Error())
+		a.endFrame(fr)
+		return
+	}
+	a.src = cmd
+	a.called = literalCalls(f)
+	a.stmts(&scope{}, f.Stmts)
+}
+
+func (a *analyzer) parse(src string) (*syntax.File, error) {
+	p := parsers.Get().(*syntax.Parser)
+	defer parsers.Put(p)
+	return p.Parse(strings.NewReader(src), "")
+}
+
+// outcome is the strictest finding.
+func (a *analyzer) outcome() Outcome {
+	if a.complex {
+		fr := &frame{pos: "1:1", show: true}
+		a.hit(fr, ruleTooComplex, "")
+		a.endFrame(fr)
+	}
+	out := Outcome{Findings: a.findings}
+	for i, f := range a.findings {
+		if i == 0 || better(f.Result, out.Result) {
+			out.Result = f.Result
+		}
+	}
+	if len(a.findings) == 0 {
+		out.Result = a.p.strictest(nil, a.in, "")
+	}
+	return out
+}
+
+// nested analyses code found inside a command (bash -c, eval, here-docs fed
+// to a shell, ssh host 'cmd'). Its findings report the outer position. The
+// code reads env's standard input (bash -c 'sh' <<< 'rm -rf /').
+func (a *analyzer) nested(env *cmdEnv, code, what string, args []string) {
+	fr := env.fr
+	if strings.ContainsRune(code, markAny) {
+		a.hit(fr, ruleDynamicCommand, what)
+		return
+	}
+	if a.depth >= maxDepth {
+		a.hit(fr, ruleTooDeep, what)
+		return
+	}
+	f, err := a.parse(code)
+	if err != nil {
+		a.hit(fr, ruleParseError, what+": "+err.Error())
+		return
+	}
+	depth, src, pos := a.depth, a.src, a.pos
+	a.depth++
+	a.src = code
+	a.pos = fr.pos
+	sc := env.sc.child()
+	sc.args, sc.hasArgs = args, true // nil args: unknown
+	a.block(sc, f.Stmts, env.in)
+	a.depth, a.src, a.pos = depth, src, pos
+}
+
+// literalCalls returns the command names written literally in f.
+func literalCalls(f *syntax.File) map[string]bool {
+	var names map[string]bool
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 0 {
+			if names == nil {
+				names = map[string]bool{}
+			}
+			for _, w := range c.Args {
+				names[w.Lit()] = true // arguments too: trap f, xargs f...
+			}
+		}
+		return true
+	})
+	return names
+}
+
+func (a *analyzer) srcOf(n syntax.Node) string {
+	if w, ok := n.(*syntax.Word); ok && len(w.Parts) == 0 {
+		return ""
+	}
+	start, end := n.Pos(), n.End()
+	if !start.IsValid() || !end.IsValid() {
+		return "…"
+	}
+	s, e := int(start.Offset()), int(end.Offset())
+	if s < 0 || e > len(a.src) || s > e {
+		return "…"
+	}
+	return a.src[s:e]
+}
+
+func (a *analyzer) stmts(sc *scope, list []*syntax.Stmt) *stream {
+	var out *stream
+	for _, st := range list {
+		out = a.stmt(sc, st, nil, false)
+	}
+	return out
+}
+
+// stmt analyses one statement. in is what its standard input carries (nil:
+// nothing known); it returns what its standard output carries. andThen is
+// true on the left of && (the rest only runs if it succeeded).
+func (a *analyzer) stmt(sc *scope, st *syntax.Stmt, in *stream, andThen bool) *stream {
+	if !a.step() {
+		return nil
+	}
+	fr := a.newFrame(st)
+	in = a.redirects(sc, st, fr, in)
+	var out *stream
+	switch c := st.Cmd.(type) {
+	case nil:
+		if len(st.Redirs) > 0 {
+			fr.argv = []string{strings.TrimSpace(a.srcOf(st))}
+		}
+	case *syntax.CallExpr:
+		out = a.call(sc, c, fr, in, andThen)
+	case *syntax.BinaryCmd:
+		out = a.binary(sc, c, in)
+	case *syntax.Subshell:
+		out = a.block(sc.child(), c.Stmts, in)
+	case *syntax.Block:
+		out = a.block(sc, c.Stmts, in)
+	case *syntax.IfClause:
+		a.ifClause(sc, c, in)
+	case *syntax.WhileClause:
+		a.loop(sc, in, func(sc *scope) {
+			a.block(sc, c.Cond, in)
+			a.block(sc, c.Do, in)
+		}, c)
+	case *syntax.ForClause:
+		a.forClause(sc, c, in)
+	case *syntax.CaseClause:
+		a.caseClause(sc, c, in)
+	case *syntax.FuncDecl:
+		a.funcDecl(sc, c, fr)
+	case *syntax.TimeClause:
+		if c.Stmt != nil {
+			out = a.stmt(sc, c.Stmt, in, andThen)
+		}
+	case *syntax.CoprocClause:
+		a.stmt(sc.child(), c.Stmt, nil, false)
+	case *syntax.TestDecl:
+		a.stmt(sc.child(), c.Body, nil, false)
+	case *syntax.DeclClause:
+		a.decl(sc, c, fr)
+	default: // arithmetic, tests, let: only substitutions run commands
+		a.walkExprs(sc, c)
+	}
+	if len(fr.hits) > 0 && fr.argv == nil {
+		fr.argv = []string{strings.TrimSpace(a.srcOf(st))}
+	}
+	a.endFrame(fr)
+	return out
+}
+
+// block runs statements in sc; every one of them may read in.
+func (a *analyzer) block(sc *scope, list []*syntax.Stmt, in *stream) *stream {
+	var out *stream
+	for _, st := range list {
+		out = a.stmt(sc, st, in, false)
+	}
+	return out
+}
+
+func (a *analyzer) binary(sc *scope, c *syntax.BinaryCmd, in *stream) *stream {
+	switch c.Op {
+	case syntax.Pipe, syntax.PipeAll:
+		// each part of a pipeline runs in a subshell, reading the previous one
+		var parts []*syntax.Stmt
+		var flat func(s *syntax.Stmt)
+		flat = func(s *syntax.Stmt) {
+			if b, ok := s.Cmd.(*syntax.BinaryCmd); ok && (b.Op == syntax.Pipe || b.Op == syntax.PipeAll) && len(s.Redirs) == 0 {
+				flat(b.X)
+				flat(b.Y)
+				return
+			}
+			parts = append(parts, s)
+		}
+		flat(c.X)
+		flat(c.Y)
+		for _, p := range parts {
+			in = a.stmt(sc.child(), p, in, false)
+		}
+		return in
+	case syntax.AndStmt:
+		a.stmt(sc, c.X, in, true)
+	default:
+		a.stmt(sc, c.X, in, false)
+	}
+	b := sc.child()
+	out := a.stmt(b, c.Y, in, false)
+	sc.merge([]*scope{b}, true)
+	return out
+}
+
+func (a *analyzer) ifClause(sc *scope, c *syntax.IfClause, in *stream) {
+	var branches []*scope
+	hasElse := false
+	for cl := c; cl != nil; cl = cl.Else {
+		if len(cl.Cond) == 0 && cl != c {
+			hasElse = true
+		}
+		a.block(sc, cl.Cond, in)
+		b := sc.child()
+		a.block(b, cl.Then, in)
+		branches = append(branches, b)
+	}
+	sc.merge(branches, !hasElse)
+}
+
+// loop analyses a loop body once, after marking what the body assigns as
+// possibly unknown: a later iteration sees what an earlier one set.
+func (a *analyzer) loop(sc *scope, in *stream, body func(sc *scope), n syntax.Node) {
+	sc.forgetAssigned(n)
+	b := sc.child()
+	body(b)
+	sc.merge([]*scope{b}, true)
+}
+
+func (a *analyzer) forClause(sc *scope, c *syntax.ForClause, in *stream) {
+	switch l := c.Loop.(type) {
+	case *syntax.WordIter:
+		var items val
+		if l.InPos.IsValid() {
+			for _, argv := range a.words(sc, l.Items) {
+				for _, f := range argv {
+					items.alts = appendNew(items.alts, f.s)
+				}
+			}
+		} else if args, ok := sc.positional(); ok {
+			items.alts = append(items.alts, args[1:]...)
+		} else {
+			items = unknownVal
+		}
+		if len(items.alts) > maxAlts {
+			items = unknownVal
+		}
+		a.loop(sc, in, func(b *scope) {
+			b.set(l.Name.Value, items)
+			a.block(b, c.Do, in)
+		}, c)
+	case *syntax.CStyleLoop:
+		a.walkExprs(sc, l)
+		a.loop(sc, in, func(b *scope) { a.block(b, c.Do, in) }, c)
+	}
+}
+
+func (a *analyzer) caseClause(sc *scope, c *syntax.CaseClause, in *stream) {
+	a.words(sc, []*syntax.Word{c.Word})
+	var branches []*scope
+	for _, it := range c.Items {
+		for _, p := range it.Patterns {
+			a.walkExprs(sc, p)
+		}
+		b := sc.child()
+		a.block(b, it.Stmts, in)
+		branches = append(branches, b)
+	}
+	sc.merge(branches, true)
+}
+
+// funcDecl records a function. Its body is judged where it is called; a
+// function never called by name in the command line is judged here, so a
+// definition cannot hide anything (an interactive session may call it on a
+// later line).
+func (a *analyzer) funcDecl(sc *scope, c *syntax.FuncDecl, fr *frame) {
+	if c.Name == nil {
+		return
+	}
+	name := c.Name.Value
+	if a.funcs == nil {
+		a.funcs = make(map[string]*funcDef)
+	}
+	a.funcs[name] = &funcDef{decl: c, src: a.src}
+	if isForkBomb(name, c.Body) {
+		fr.argv = []string{name + "()"}
+		a.hit(fr, ruleForkBomb, strings.TrimSpace(a.srcOf(c)))
+	}
+	if !a.called[name] || a.depth > 0 {
+		b := sc.child()
+		b.hasArgs = true // arguments unknown
+		a.callBody(b, a.funcs[name])
+	}
+}
+
+func (a *analyzer) callBody(sc *scope, fd *funcDef) {
+	if a.calling[fd.decl] || a.depth >= maxDepth {
+		return
+	}
+	if a.calling == nil {
+		a.calling = make(map[*syntax.FuncDecl]bool)
+	}
+	a.calling[fd.decl] = true
+	savedSrc := a.src
+	a.src = fd.src
+	a.depth++
+	a.stmt(sc, fd.decl.Body, nil, false)
+	a.depth--
+	a.src = savedSrc
+	delete(a.calling, fd.decl)
+}
+
+// isForkBomb reports a function that calls itself in the background or in
+// a pipeline: :(){ :|:& };:
+func isForkBomb(name string, body *syntax.Stmt) bool {
+	found := false
+	var walk func(n syntax.Node, spawn bool)
+	walk = func(n syntax.Node, spawn bool) {
+		syntax.Walk(n, func(n syntax.Node) bool {
+			switch n := n.(type) {
+			case *syntax.Stmt:
+				if n != body && n.Background && !spawn {
+					walk(n.Cmd, true)
+					return false
+				}
+			case *syntax.BinaryCmd:
+				if (n.Op == syntax.Pipe || n.Op == syntax.PipeAll) && !spawn {
+					walk(n, true)
+					return false
+				}
+			case *syntax.CallExpr:
+				if spawn && len(n.Args) > 0 && n.Args[0].Lit() == name {
+					found = true
+				}
+			}
+			return !found
+		})
+	}
+	walk(body, false)
+	return found
+}
+
+// walkExprs analyses the command and process substitutions inside n.
+func (a *analyzer) walkExprs(sc *scope, n syntax.Node) {
+	if n == nil {
+		return
+	}
+	syntax.Walk(n, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.CmdSubst:
+			a.block(sc.child(), n.Stmts, nil)
+			return false
+		case *syntax.ProcSubst:
+			a.procSubst(sc, n)
+			return false
+		}
+		return true
+	})
+}
+
+func (a *analyzer) procSubst(sc *scope, p *syntax.ProcSubst) {
+	if a.procs == nil {
+		a.procs = make(map[*syntax.ProcSubst]*stream)
+	}
+	a.procs[p] = a.block(sc.child(), p.Stmts, nil)
+}
+
+// cmdSubst analyses $(...) and returns its output when bastion knows it:
+// mktemp gives a temporary path, pwd the working directory.
+func (a *analyzer) cmdSubst(sc *scope, cs *syntax.CmdSubst) (string, bool) {
+	a.block(sc.child(), cs.Stmts, nil)
+	if len(cs.Stmts) != 1 || len(cs.Stmts[0].Redirs) > 1 {
+		return "", false
+	}
+	c, ok := cs.Stmts[0].Cmd.(*syntax.CallExpr)
+	if !ok || len(c.Args) == 0 || len(c.Assigns) > 0 {
+		return "", false
+	}
+	variants := a.words(sc, c.Args)
+	if len(variants) != 1 || len(variants[0]) == 0 {
+		return "", false
+	}
+	argv := variants[0]
+	switch argv[0].s {
+	case "mktemp":
+		return mktempPath(argv), true
+	case "pwd":
+		if cwd := sc.getCwd(); len(cwd) == 1 {
+			return cwd[0], true
+		}
+	}
+	return "", false
+}
+
+// mktempPath is where mktemp would create its file.
+func mktempPath(argv []field) string {
+	dir, tmpl, inTmp := "", "", false
+	for i := 1; i < len(argv); i++ {
+		s := argv[i].s
+		switch {
+		case s == "-t":
+			inTmp = true
+		case s == "-p" && i+1 < len(argv):
+			i++
+			dir = argv[i].s
+		case strings.HasPrefix(s, "--tmpdir="):
+			dir = strings.TrimPrefix(s, "--tmpdir=")
+		case s == "--tmpdir":
+			inTmp = true
+		case strings.HasPrefix(s, "--suffix="):
+		case strings.HasPrefix(s, "-"):
+		default:
+			tmpl = s
+		}
+	}
+	if tmpl == "" {
+		tmpl = "tmp.XXXXXXXXXX"
+		inTmp = true
+	}
+	tmpl = strings.TrimRight(tmpl, "X") + sTok
+	switch {
+	case dir != "":
+		return dir + "/" + tmpl
+	case inTmp && !strings.HasPrefix(tmpl, "/"):
+		return "/tmp/" + tmpl
+	}
+	return tmpl
+}
+
+// call analyses a simple command.
+func (a *analyzer) call(sc *scope, c *syntax.CallExpr, fr *frame, in *stream, andThen bool) *stream {
+	for _, as := range c.Assigns {
+		a.assign(sc, as, fr, len(c.Args) > 0)
+	}
+	if len(c.Args) == 0 {
+		return nil
+	}
+	var out *stream
+	indirect := !literalWord(c.Args[0])
+	for i, argv := range a.words(sc, c.Args) {
+		env := &cmdEnv{sc: sc, fr: fr, in: in, andThen: andThen, indirect: indirect, nameSrc: a.srcOf(c.Args[0])}
+		if len(argv) == 0 && indirect { // {,} or $EMPTY: nothing runs, but it is written to hide
+			fr.show = true
+			a.hit(fr, ruleIndirect, env.nameSrc)
+		}
+		o := a.command(env, argv)
+		if i == 0 {
+			out = o
+		}
+	}
+	return out
+}
+
+// literalWord reports whether w has no expansions: only literal text and
+// quotes (globs and ~ are judged on the resolved words).
+func literalWord(w *syntax.Word) bool {
+	split := *w
+	if syntax.SplitBraces(&split) {
+		return false
+	}
+	for _, p := range w.Parts {
+		switch p := p.(type) {
+		case *syntax.Lit, *syntax.SglQuoted:
+		case *syntax.DblQuoted:
+			for _, q := range p.Parts {
+				if _, ok := q.(*syntax.Lit); !ok {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// assign records a variable assignment (when it is not only for the
+// environment of one command) and checks the variables that matter.
+func (a *analyzer) assign(sc *scope, as *syntax.Assign, fr *frame, envOnly bool) {
+	if as.Name == nil {
+		a.walkExprs(sc, as)
+		return
+	}
+	name := as.Name.Value
+	var v val
+	switch {
+	case as.Naked:
+		return
+	case as.Index != nil:
+		a.walkExprs(sc, as)
+		v = unknownVal
+	case as.Array != nil:
+		v.array = true
+		for _, el := range as.Array.Elems {
+			if el.Index != nil || el.Value == nil {
+				a.walkExprs(sc, as.Array)
+				v = unknownVal
+				break
+			}
+			variants := a.words(sc, []*syntax.Word{el.Value})
+			if len(variants) != 1 {
+				v = unknownVal
+				break
+			}
+			for _, f := range variants[0] {
+				v.elems = append(v.elems, f.s)
+			}
+		}
+	default:
+		v.alts = a.expandString(sc, as.Value)
+		if as.Append {
+			if cur, ok := sc.lookup(name); ok && !cur.array && len(cur.alts)*len(v.alts) <= maxAlts {
+				var out []string
+				for _, c := range cur.alts {
+					for _, s := range v.alts {
+						out = appendNew(out, c+s)
+					}
+				}
+				v.alts = out
+			} else {
+				v = unknownVal
+			}
+		}
+	}
+	if len(v.alts) > maxAlts {
+		v = unknownVal
+	}
+	a.checkAssign(fr, name, v)
+	if !envOnly {
+		sc.set(name, v)
+	}
+}
+
+func (a *analyzer) decl(sc *scope, c *syntax.DeclClause, fr *frame) {
+	fr.show = true
+	fr.name = c.Variant.Value
+	fr.argv = []string{strings.TrimSpace(a.srcOf(c))}
+	for _, as := range c.Args {
+		if as.Naked && as.Name == nil && as.Value != nil {
+			a.words(sc, []*syntax.Word{as.Value})
+			continue
+		}
+		a.assign(sc, as, fr, false)
+	}
+}
+
+// checkAssign judges assignments that wipe history or change how programs
+// are found and loaded.
+func (a *analyzer) checkAssign(fr *frame, name string, v val) {
+	for _, s := range v.alts {
+		switch name {
+		case "HISTFILE":
+			if s == "" || s == "/dev/null" || strings.ContainsRune(s, markAny) {
+				a.hit(fr, ruleWipeHistory, name+"="+s)
+			}
+		case "HISTSIZE", "HISTFILESIZE", "SAVEHIST":
+			if s == "" || s == "0" || strings.HasPrefix(s, "-") {
+				a.hit(fr, ruleWipeHistory, name+"="+s)
+			}
+		case "HISTIGNORE":
+			if s == "*" || strings.HasPrefix(s, "*:") || strings.HasSuffix(s, ":*") {
+				a.hit(fr, ruleWipeHistory, name+"="+s)
+			}
+		case "PATH":
+			for _, dir := range strings.Split(s, ":") {
+				if !strings.Contains(":"+standardPath+":", ":"+dir+":") {
+					a.hit(fr, ruleEnvOverride, "PATH includes "+displayValue(dir))
+					break
+				}
+			}
+		case "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS":
+			a.hit(fr, ruleEnvOverride, name)
+		}
+	}
+}
+
+func displayValue(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return strings.NewReplacer(sAny, "…", sTok, "…").Replace(s)
+}
