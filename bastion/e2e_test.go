@@ -271,3 +271,20 @@ func auditHas(t *testing.T, b *sshtest.Bastion, f func(map[string]any) bool) boo
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestE2EShellEscapesRefused: programs that spawn $SHELL (vim :!, less !)
+// get a shell that refuses, since what it would run is never checked.
+func TestE2EShellEscapesRefused(t *testing.T) {
+	b := sshtest.Start(t, sshtest.Options{})
+	login := b.Login("agent-escape")
+	marker := filepath.Join(sshtest.SandboxDir(t), "escaped")
+	// script(1) runs its -c command with $SHELL, as vim's :! and less's !
+	// do; the policy sees an allowed touch of a temp file.
+	r := sshtest.SSH(t, login, nil, "bastion", `script -qec "touch `+marker+`" /dev/null; echo "status=$?"`)
+	if !strings.Contains(r.Stdout, "status=126") || !strings.Contains(r.Stdout+r.Stderr, "shell escapes from programs are refused") {
+		t.Fatalf("got %+v", r)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("the shell escape ran")
+	}
+}

@@ -138,7 +138,10 @@ func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, e
 	}
 	cmd.Dir = cfg.Dir
 	env := []string{
-		"PATH=" + cfg.Path, "HOME=" + home, "USER=" + uname, "LOGNAME=" + uname, "SHELL=" + cfg.Shell,
+		// Programs start shell escapes (vim :!, less !, script, screen)
+		// with $SHELL; what they would run is never checked, so SHELL
+		// names a program that refuses.
+		"PATH=" + cfg.Path, "HOME=" + home, "USER=" + uname, "LOGNAME=" + uname, "SHELL=" + sess.srv.noShell,
 		"BASTION_SESSION=" + sess.id,
 	}
 	sess.mu.Lock()
@@ -151,4 +154,29 @@ func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, e
 	sess.mu.Unlock()
 	cmd.Env = env
 	return cmd, nil
+}
+
+// noShellScript is the $SHELL of agent commands.
+const noShellScript = `#!/bin/sh
+echo "bastion: shell escapes from programs are refused: their commands cannot be checked; run the command at the bastion prompt instead" >&2
+exit 126
+`
+
+// makeNoShell writes the refusing $SHELL into a private directory readable
+// by the unprivileged accounts commands run as.
+func makeNoShell() (path string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "bastion-noshell-")
+	if err != nil {
+		return "", nil, err
+	}
+	path = dir + "/noshell"
+	if err := os.WriteFile(path, []byte(noShellScript), 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
 }

@@ -55,6 +55,9 @@ type Server struct {
 	Clock func() time.Time
 
 	once     sync.Once
+	initErr  error
+	noShell  string // path of the refusing $SHELL
+	cleanup  func()
 	cfg      config.Config
 	srv      *gliderssh.Server
 	limiter  *failLimiter
@@ -91,6 +94,7 @@ func (s *Server) init() {
 		if s.Clock == nil {
 			s.Clock = time.Now
 		}
+		s.noShell, s.cleanup, s.initErr = makeNoShell()
 		s.sessions = map[*session]struct{}{}
 		s.perSubj = map[string]int{}
 		s.limiter = newFailLimiter(s.cfg.Limits.AuthFailuresPerMinute, time.Minute, s.Clock)
@@ -124,6 +128,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("bastion: server needs HostSigner, Checker, Audit and RecordingsDir")
 	}
 	s.init()
+	if s.initErr != nil {
+		return fmt.Errorf("bastion: %w", s.initErr)
+	}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
@@ -148,6 +155,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if s.cleanup != nil {
+		s.cleanup()
 	}
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
