@@ -117,12 +117,13 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 	}
 	defer s.untrack(sess)
 	defer cancel(errClientGone)
-	s.serveTunnel(sess, t)
+	s.serveTunnel(sess, t, chanConn{Channel: ch, local: tunnelAddr(t.Name), remote: tunnelAddr(src)}, "")
 }
 
-// serveTunnel proxies one tunnelled Postgres connection, recorded as an
-// asciicast whose output is a readable statement log.
-func (s *Server) serveTunnel(sess *session, t DBTarget) {
+// serveTunnel proxies one Postgres connection (an -L channel, or a socket
+// inside a session whose id is parent), recorded as an asciicast whose
+// output is a readable statement log.
+func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent string) {
 	h := recordings.Header{Width: 120, Height: 30, Timestamp: s.Clock().Unix(), Command: sess.command, Title: "bastion " + sess.command,
 		Env: map[string]string{"TERM": "xterm-256color"},
 		Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
@@ -130,14 +131,17 @@ func (s *Server) serveTunnel(sess *session, t DBTarget) {
 	rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
 	if err != nil {
 		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
-		sess.ch.Close() // fail closed: an unrecorded tunnel never opens
+		conn.Close() // fail closed: an unrecorded tunnel never opens
 		return
 	}
 	sess.rec = rec
-	if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-		Detail: map[string]any{"kind": "db", "target": t.Name, "principal": sess.ident.Principal}}); err != nil {
+	start := map[string]any{"kind": "db", "target": t.Name, "principal": sess.ident.Principal}
+	if parent != "" {
+		start["parent"] = parent
+	}
+	if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: start}); err != nil {
 		rec.Close(ExitRecordingUnavailable)
-		sess.ch.Close()
+		conn.Close()
 		return
 	}
 	var recMu sync.Mutex
@@ -191,7 +195,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget) {
 			return err
 		},
 	}}
-	err = p.Serve(sess.ctx, chanConn{Channel: sess.ch, local: tunnelAddr(t.Name), remote: tunnelAddr(sess.source)})
+	err = p.Serve(sess.ctx, conn)
 	code := 0
 	if err != nil {
 		code = 1

@@ -162,3 +162,42 @@ func TestE2EPostgresThroughSSHTunnel(t *testing.T) {
 		t.Fatalf("-W otherdb: %+v", r)
 	}
 }
+
+// TestE2EPsqlInsideSession: psql run by an agent inside a bastion session
+// reaches the target through the same proxy (per-session unix socket),
+// with no password, and DROP is refused there too.
+func TestE2EPsqlInsideSession(t *testing.T) {
+	pg := pgtest.Start(t)
+	b := sshtest.Start(t, sshtest.Options{Configure: func(env *bastion.Env) {
+		env.Databases = map[string]bastion.DBTarget{"appdb": {Target: pgproxy.Target{Name: "appdb", Addr: pg.Addr, Database: pg.Database, User: pg.User, Password: pg.Password}}}
+	}})
+	ctx := context.Background()
+	up, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close(ctx)
+	if _, err := up.Exec(ctx, "CREATE TABLE t (x int); INSERT INTO t VALUES (41)"); err != nil {
+		t.Fatal(err)
+	}
+	login := b.Login("agent-insession")
+	const psql = "psql" // Debian's wrapper on PATH
+	r := sshtest.SSH(t, login, nil, "bastion", psql+" -X -At -c 'select x + 1 from t'")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "42" {
+		t.Fatalf("psql in session: %+v", r)
+	}
+	r = sshtest.SSH(t, login, nil, "bastion", psql+" -X 'service=appdb' -At -c 'select count(*) from t'")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != "1" {
+		t.Fatalf("psql service=appdb: %+v", r)
+	}
+	// The shell policy refuses a DROP it can see (psql -c); the proxy
+	// refuses one it cannot: SQL arriving on psql's stdin.
+	r = sshtest.SSH(t, login, strings.NewReader("select 1;\ndrop table t;\n"), "bastion", psql+" -X")
+	if !strings.Contains(r.Stderr, "bastion: denied") || !strings.Contains(r.Stderr, "42501") && !strings.Contains(r.Stderr, "DROP TABLE") {
+		t.Fatalf("drop on stdin: %+v", r)
+	}
+	var n int
+	if err := up.QueryRow(ctx, "select count(*) from t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("table after refused drop: %d %v", n, err)
+	}
+}

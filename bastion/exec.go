@@ -28,6 +28,13 @@ func (sess *session) runExec() int {
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot run commands as the configured user: %v\n", err)
 		return ExitInternal
 	}
+	dbs, err := sess.withDBSockets(cmd)
+	if err != nil {
+		s.Logger.Error("database sockets", "session", sess.id, "err", err)
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot set up database access for this session\n")
+		return ExitInternal
+	}
+	defer dbs.stop()
 	var recMu sync.Mutex
 	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
 	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess})
@@ -179,4 +186,15 @@ func makeNoShell() (path string, cleanup func(), err error) {
 		return "", nil, err
 	}
 	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+// withDBSockets starts the session's database sockets (if any target is
+// configured for it) and adds their environment to cmd.
+func (sess *session) withDBSockets(cmd *exec.Cmd) (*dbSockets, error) {
+	d, env, err := sess.startDBSockets(cmd.SysProcAttr.Credential)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(cmd.Env, env...)
+	return d, nil
 }

@@ -22,6 +22,13 @@ func (sess *session) runShell() int {
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start a shell as the configured user: %v\r\n", err)
 		return ExitInternal
 	}
+	dbs, err := sess.withDBSockets(cmd)
+	if err != nil {
+		s.Logger.Error("database sockets", "session", sess.id, "err", err)
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot set up database access for this session\r\n")
+		return ExitInternal
+	}
+	defer dbs.stop()
 	var recMu sync.Mutex
 	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
 	defer out.Close()
