@@ -43,8 +43,22 @@ type Log struct {
 	// end is the file size after our last append, or -1 when unknown
 	// (after an error): when the file size differs, another process (or a
 	// torn write) changed the tail, and prev is re-read before appending.
-	end  int64
-	prev string // hash of the last complete event in the file
+	end     int64
+	prev    string // hash of the last complete event in the file
+	syncErr error  // guarded by mu; sticky: after a failed fsync, pages may be lost
+
+	// Group commit: Records queue their events; one leader at a time
+	// appends everything queued under one file lock, in one write, made
+	// durable by one fsync, then answers every waiter.
+	qmu        sync.Mutex
+	queue      []pending // guarded by qmu
+	committing bool      // guarded by qmu: a leader is draining queue
+	drains     sync.WaitGroup
+}
+
+type pending struct {
+	e    Event
+	done chan error
 }
 
 // Open opens (creating it, mode 0600, in a 0700 directory) the audit log at
@@ -82,36 +96,128 @@ func (l *Log) Path() string { return l.path }
 
 // Record fills in e.Time (when zero), e.Prev and e.Hash, appends e as one
 // line and fsyncs the file before returning: a nil error means the event
-// is on disk. Events are written in the order Record is called. After an
-// error nothing is half-done from the chain's point of view: the next
-// Record re-reads the tail, repairs a torn line if the failed write left
-// one, and tries again.
+// is on disk. Concurrent Records share fsyncs (group commit). Events are
+// written in the order Record is called. After a failed write nothing is
+// half-done from the chain's point of view: the next Record re-reads the
+// tail, repairs a torn line if the failed write left one, and tries again.
+// A failed fsync is different: every later Record fails, because Linux may
+// drop the unwritten pages and report the next fsync as a success.
 func (l *Log) Record(e Event) error {
-	return l.locked(func() error {
+	done, lead := l.enqueue(e)
+	if lead {
+		l.drain()
+	}
+	return <-done
+}
+
+// Enqueue queues e behind every event already queued and returns at once;
+// the channel receives e's outcome once it is on disk (nil) or failed. It
+// is for events whose action need not wait for durability (an allowed SQL
+// statement's result); the caller must still end the session on an error.
+// Events keep the order of the Record and Enqueue calls.
+func (l *Log) Enqueue(e Event) <-chan error {
+	done, lead := l.enqueue(e)
+	if lead {
+		go l.drain()
+	}
+	return done
+}
+
+func (l *Log) enqueue(e Event) (done chan error, lead bool) {
+	p := pending{e: e, done: make(chan error, 1)}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	l.queue = append(l.queue, p)
+	lead = !l.committing
+	if lead {
+		l.committing = true
+		l.drains.Add(1)
+	}
+	return p.done, lead
+}
+
+// drain commits batches until the queue is empty.
+func (l *Log) drain() {
+	for {
+		l.qmu.Lock()
+		batch := l.queue
+		l.queue = nil
+		if len(batch) == 0 {
+			l.committing = false
+			l.qmu.Unlock()
+			l.drains.Done()
+			return
+		}
+		l.qmu.Unlock()
+		errs := l.commit(batch)
+		for i, p := range batch {
+			p.done <- errs[i]
+		}
+	}
+}
+
+// commit appends a batch in order and fsyncs once. errs[i] is event i's
+// outcome: an event that cannot be encoded fails alone; a failed write or
+// fsync fails the whole batch, and nothing of it joins the chain.
+func (l *Log) commit(batch []pending) []error {
+	errs := make([]error, len(batch))
+	fill := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	err := l.locked(func() error {
+		if l.syncErr != nil {
+			return l.syncErr
+		}
 		if err := l.resync(); err != nil {
 			l.end = -1
 			return err
 		}
-		if e.Time.IsZero() {
-			e.Time = l.clock()
+		var buf []byte
+		prev := l.prev
+		for i, p := range batch {
+			e := p.e
+			if e.Time.IsZero() {
+				e.Time = l.clock()
+			}
+			line, hash, err := encode(e, prev)
+			if err != nil {
+				errs[i] = fmt.Errorf("audit: encode %s event: %w", e.Type, err)
+				continue
+			}
+			buf = append(buf, line...)
+			prev = hash
 		}
-		line, hash, err := encode(e, l.prev)
-		if err != nil {
-			return fmt.Errorf("audit: encode %s event: %w", e.Type, err)
+		if len(buf) == 0 {
+			return nil
 		}
-		if err := l.append(line); err != nil {
+		if err := l.append(buf); err != nil {
 			return err
 		}
-		l.prev = hash
+		if err := l.f.Sync(); err != nil {
+			l.syncErr = fmt.Errorf("audit: sync %s: %w (the log needs attention: reopen it once the disk is healthy)", l.path, err)
+			return l.syncErr
+		}
+		l.prev = prev
 		if l.mirror != nil {
-			l.mirror.Write(line)
+			l.mirror.Write(buf)
 		}
 		return nil
 	})
+	if err != nil {
+		return fill(err)
+	}
+	return errs
 }
 
-// Close closes the file. Record returns ErrClosed afterwards.
+// Close waits for queued events, then closes the file. Record returns
+// ErrClosed afterwards.
 func (l *Log) Close() error {
+	l.drains.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
@@ -146,16 +252,12 @@ func flock(fd, how int) error {
 	}
 }
 
-// append writes line (ending in a newline) and fsyncs it. On error the tail
-// is marked unknown so that the next append re-reads it.
+// append writes lines (each ending in a newline); commit then fsyncs them.
+// On error the tail is marked unknown so that the next append re-reads it.
 func (l *Log) append(line []byte) error {
 	if _, err := l.f.Write(line); err != nil {
 		l.end = -1
 		return fmt.Errorf("audit: append to %s: %w", l.path, err)
-	}
-	if err := l.f.Sync(); err != nil {
-		l.end = -1
-		return fmt.Errorf("audit: sync %s: %w", l.path, err)
 	}
 	l.end += int64(len(line))
 	return nil

@@ -145,6 +145,32 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		return
 	}
 	var recMu sync.Mutex
+	// Events of allowed statements are appended in order at once and made
+	// durable by the audit log's next group fsync; the result is not held
+	// for it. Denials and approvals wait. A failed write or fsync ends the
+	// tunnel at the next statement, or at its end.
+	async, _ := s.Audit.(asyncSink)
+	var inflight []<-chan error // guarded by recMu
+	settled := func(wait bool) error {
+		for len(inflight) > 0 {
+			select {
+			case err := <-inflight[0]:
+				inflight = inflight[1:]
+				if err != nil {
+					return err
+				}
+			default:
+				if !wait {
+					return nil
+				}
+				if err := <-inflight[0]; err != nil {
+					return err
+				}
+				inflight = inflight[1:]
+			}
+		}
+		return nil
+	}
 	logLine := func(format string, a ...any) error {
 		recMu.Lock()
 		defer recMu.Unlock()
@@ -186,8 +212,17 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 				err = logLine("%s=> %s\r\n\x1b[2m   -- %s [%s %s]\x1b[0m\r\n", t.Name, strings.ReplaceAll(ev.Text, "\n", "\r\n   "), status, ev.Result.Decision, ev.Result.Rule)
 			}
 			if err == nil {
-				err = s.audit(audit.Event{Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail})
+				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
+				recMu.Lock()
+				if err = settled(false); err == nil {
+					if async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
+						inflight = append(inflight, async.Enqueue(e))
+					} else {
+						err = s.audit(e)
+					}
+				}
+				recMu.Unlock()
 			}
 			if err != nil {
 				sess.cancel(errRecordingFailed)
@@ -196,6 +231,12 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		},
 	}}
 	err = p.Serve(sess.ctx, conn)
+	recMu.Lock()
+	if serr := settled(true); serr != nil && err == nil {
+		err = serr
+		sess.cancel(errRecordingFailed)
+	}
+	recMu.Unlock()
 	code := 0
 	if err != nil {
 		code = 1
@@ -209,6 +250,12 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		end["cause"] = err.Error()
 	}
 	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+}
+
+// asyncSink is an audit sink that can append without waiting for the
+// fsync (*audit.Log).
+type asyncSink interface {
+	Enqueue(audit.Event) <-chan error
 }
 
 // chanConn presents an SSH channel as a net.Conn for the proxy. Channels
