@@ -158,17 +158,22 @@ func TestTailSearchFollow(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	done := make(chan error, 1)
+	caughtUp := make(chan struct{}) // Follow delivered the existing tail
 	go func() {
 		done <- Follow(ctx, path, 2, 5*time.Millisecond, func(e Event) error {
 			mu.Lock()
 			defer mu.Unlock()
 			seen = append(seen, e.Type)
-			if len(seen) == 4 {
+			switch len(seen) {
+			case 2:
+				close(caughtUp)
+			case 4:
 				cancel()
 			}
 			return nil
 		})
 	}()
+	<-caughtUp
 	l, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
