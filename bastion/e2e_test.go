@@ -288,3 +288,18 @@ func TestE2EShellEscapesRefused(t *testing.T) {
 		t.Fatal("the shell escape ran")
 	}
 }
+
+// TestE2EExecWithTerminal: `ssh -t bastion CMD` runs CMD on a terminal
+// (top, vim and friends need one), still checked, masked and recorded.
+func TestE2EExecWithTerminal(t *testing.T) {
+	b := sshtest.Start(t, sshtest.Options{})
+	login := b.Login("agent-tty")
+	r := sshtest.SSH(t, login, nil, "-tt", "bastion", "tty; stty size; exit 4")
+	if r.Code != 4 || !strings.Contains(r.Stdout, "/dev/pts/") || !strings.Contains(r.Stdout, "24 80") {
+		t.Fatalf("got %+v", r)
+	}
+	r = sshtest.SSH(t, login, nil, "-tt", "bastion", "rm -rf /")
+	if r.Code != bastion.ExitDenied {
+		t.Fatalf("denied on a terminal: %+v", r)
+	}
+}

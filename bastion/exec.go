@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bastion-dev/bastion/audit"
+	"github.com/bastion-dev/bastion/pty"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -35,6 +36,9 @@ func (sess *session) runExec() int {
 		return ExitInternal
 	}
 	defer dbs.stop()
+	if sess.hasPTY() {
+		return sess.runExecPTY(cmd)
+	}
 	var recMu sync.Mutex
 	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
 	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess})
@@ -197,4 +201,65 @@ func (sess *session) withDBSockets(cmd *exec.Cmd) (*dbSockets, error) {
 	}
 	cmd.Env = append(cmd.Env, env...)
 	return d, nil
+}
+
+// runExecPTY runs an allowed exec command on its own PTY, for a client that
+// asked for a terminal (`ssh -t bastion top`): output masked, then recorded,
+// then sent; keystrokes recorded (masked) and passed to the command; window
+// changes resize the PTY.
+func (sess *session) runExecPTY(cmd *exec.Cmd) int {
+	s := sess.srv
+	sess.mu.Lock()
+	size := pty.Size{Cols: sess.pty.win.cols, Rows: sess.pty.win.rows}
+	sess.mu.Unlock()
+	start := s.Clock()
+	p, err := pty.Start(cmd, size)
+	if err != nil {
+		s.Logger.Error("exec start on pty", "session", sess.id, "err", err)
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start the command: %v\r\n", err)
+		return ExitInternal
+	}
+	var recMu sync.Mutex
+	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
+	in := s.Masker.Writer(lockedWriter{mu: &recMu, w: sess.rec.InputWriter()})
+	sess.mu.Lock()
+	sess.resize = func(w window) {
+		p.Resize(pty.Size{Cols: w.cols, Rows: w.rows})
+		recMu.Lock()
+		err := sess.rec.Resize(w.cols, w.rows)
+		recMu.Unlock()
+		if err != nil {
+			sess.cancel(errRecordingFailed)
+		}
+	}
+	sess.signal = func(sig ssh.Signal) { signalGroup(cmd, sig) }
+	sess.mu.Unlock()
+	err = p.Wait(io.TeeReader(sess.ch, in), out)
+	sess.mu.Lock()
+	sess.resize, sess.signal = nil, nil
+	sess.mu.Unlock()
+	ferr := errors.Join(out.Close(), in.Close())
+	code := exitCode(cmd, err)
+	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
+		fmt.Fprintf(sess.ch.Stderr(), "\r\nbastion: session ended: %v\r\n", cause)
+		if errors.Is(cause, errRecordingFailed) {
+			code = ExitRecordingUnavailable
+		}
+	} else if ferr != nil {
+		code = ExitRecordingUnavailable
+	}
+	sess.endCommand(code, s.Clock().Sub(start))
+	return code
+}
+
+// lockedWriter serialises writes to a recording shared with other writers.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
