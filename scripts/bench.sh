@@ -25,10 +25,24 @@ useradd -r -M -p "*" -d "$work/home" -s /bin/bash "$user"  # "*": no password, n
 mkdir -p "$work/home" && chown "$user" "$work/home"
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; userdel "$user" 2>/dev/null || true; rm -rf "$work"; }
 
+# --- PostgreSQL on loopback with password auth (for the tunnel figures)
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgport=$(free_port)
+mkdir -p "$work/pg" && chown postgres "$work/pg"
+pgpass=$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+echo "$pgpass" > "$work/pgpass"; chown postgres "$work/pgpass"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=scram-sha-256 --pwfile="$work/pgpass" >"$work/initdb.log" 2>&1
+runuser -u postgres -- "$pgbin/postgres" -D "$work/pg/data" -c listen_addresses=127.0.0.1 -c port="$pgport" \
+  -c unix_socket_directories="$work/pg" -c max_connections=50 >"$work/pg.log" 2>&1 &
+pids+=($!)
+export PGPASSWORD=$pgpass
+for _ in $(seq 200); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break; sleep 0.05; done
+"$pgbin/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$pgport" -U postgres postgres >/dev/null 2>&1
+
 # --- bastion (dev mode: embedded issuer, demo agent logged in)
 "$BIN" init --data-dir "$work/bastion" >/dev/null
 printf 'exec:\n  default_user: %s\n  dir: %s\n' "$user" "$work/home" > "$work/bastion/bastion.yaml"
-"$BIN" dev --data-dir "$work/bastion" --ssh-addr "127.0.0.1:$(free_port)" --http-addr "127.0.0.1:$(free_port)" >"$work/dev.log" 2>&1 &
+"$BIN" dev --data-dir "$work/bastion" --db-target "benchdb=postgres://postgres:$pgpass@127.0.0.1:$pgport/postgres" --ssh-addr "127.0.0.1:$(free_port)" --http-addr "127.0.0.1:$(free_port)" >"$work/dev.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do [ -f "$work/bastion/client/ssh_config" ] && break; sleep 0.05; done
 [ -f "$work/bastion/client/ssh_config" ] || { cat "$work/dev.log"; echo "bastion dev did not start" >&2; exit 1; }
@@ -72,6 +86,25 @@ chmod 644 "$big"
 tp() { local -n cmd=$1; local extra=${2:-}; for _ in 1 2 3; do s=$(now); "${cmd[@]}" $extra "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
 b_tp=$(tp B); o_tp=$(tp O)
 
+# PTY: the same cat with a terminal on both sides.
+tpt() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
+b_pty=$(tpt B); o_pty=$(tpt O)
+
+# Postgres: pgbench direct, through an OpenSSH -L tunnel (via the sshd above),
+# and through bastion's -L tunnel (policy, masking, recording on).
+PGT=${PGBENCH_TIME:-20}
+pgb() { "$pgbin/pgbench" -n -c 8 -j 2 -T "$PGT" "$@" -h 127.0.0.1 -U postgres postgres 2>/dev/null | awk '/^tps/ {print int($3)}'; }
+lo=$(free_port); lb=$(free_port)
+"${O[@]:0:${#O[@]}-1}" -N -L "127.0.0.1:$lo:127.0.0.1:$pgport" "${O[-1]}" & pids+=($!)
+"${B[@]:0:${#B[@]}-1}" -N -L "127.0.0.1:$lb:benchdb:5432" "${B[-1]}" & pids+=($!)
+for p in $lo $lb; do for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
+d_sel=$(pgb -S -p "$pgport"); o_sel=$(pgb -S -p "$lo"); b_sel=$(pgb -S -p "$lb")
+d_mix=$(pgb -p "$pgport"); o_mix=$(pgb -p "$lo"); b_mix=$(pgb -p "$lb")
+
 printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
 printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
 printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"
+printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")"
+printf '\n%-44s %12s %12s %8s %12s\n' "pgbench -c 8 -j 2 -T $PGT (tps)" "bastion -L" "openssh -L" ratio direct
+printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "select-only (-S)" "$b_sel" "$o_sel" "$(awk "BEGIN{print $b_sel/$o_sel}")" "$d_sel"
+printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "default mix (TPC-B like)" "$b_mix" "$o_mix" "$(awk "BEGIN{print $b_mix/$o_mix}")" "$d_mix"
