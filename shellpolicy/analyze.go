@@ -9,32 +9,38 @@ import (
 )
 
 const (
-	maxDepth    = 8    // nested code: bash -c in bash -c, eval, function calls
-	maxCommands = 2000 // statements analysed for one Decide
+	maxDepth    = 8      // nested code: bash -c in bash -c, eval, function calls
+	maxCommands = 2000   // statements analysed for one Decide
+	maxWords    = 100000 // words expanded for one Decide
 )
 
 var parsers = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
 
 // analyzer walks one command line for one Decide call.
 type analyzer struct {
-	p     *Policy
-	in    Input
-	src   string // source the current positions refer to
-	pos   string // when set, the position every finding reports (inside nested code)
-	depth int
-	steps int
+	p        *Policy
+	in       Input
+	src      string // source the current positions refer to
+	pos      string // when set, the position every finding reports (inside nested code)
+	depth    int
+	steps    int
+	expanded int // words expanded, against maxWords
 
 	findings []Finding
 	funcs    map[string]*funcDef
 	calling  map[*syntax.FuncDecl]bool
 	procs    map[*syntax.ProcSubst]*stream // what each process substitution outputs
-	called   map[string]bool               // command names used literally in the top-level file
+	written  map[string][]string           // texts the command line writes to files, by path (see scripts.go)
+	defs     []*funcDef                    // every function defined, in order
 	complex  bool                          // maxCommands was reached
 }
 
 type funcDef struct {
-	decl *syntax.FuncDecl
-	src  string
+	decl     *syntax.FuncDecl
+	src      string // the code it is defined in
+	pos      string // a.pos where it is defined (inside nested code)
+	sc       *scope // the scope it is defined in
+	analysed bool   // its body was analysed at a call
 }
 
 func newAnalyzer(p *Policy, in Input) *analyzer { return &analyzer{p: p, in: in} }
@@ -48,6 +54,7 @@ type frame struct {
 	targets []string  // paths it deletes or writes
 	layers  [][]field // the command at each wrapper layer, for matchers
 	show    bool      // a command ran here (not only nested code)
+	netStd  bool      // standard input or output is redirected to the network
 }
 
 func (a *analyzer) hit(fr *frame, rule, arg string) {
@@ -65,7 +72,11 @@ func (a *analyzer) newFrame(n syntax.Node) *frame {
 // endFrame matches the policy's rules on what the statement ran and records
 // its finding.
 func (a *analyzer) endFrame(fr *frame) {
+	a.reverseShell(fr)
 	for _, argv := range fr.layers {
+		if dryRun(argv) {
+			continue // a dry run changes nothing: the risky-operation rules do not apply
+		}
 		name, _ := commandName(argv[0].s)
 		if l := strings.ToLower(name); l != name && a.p.byName[l] != nil {
 			name = l
@@ -100,6 +111,46 @@ func (a *analyzer) endFrame(fr *frame) {
 		}
 	}
 	a.findings = append(a.findings, Finding{Command: argv, Result: res, Pos: fr.pos})
+}
+
+// dryRun reports --dry-run (kubectl, helm, git push, apt...) other than
+// kubectl's --dry-run=none, which is a real run.
+func dryRun(argv []field) bool {
+	for _, f := range argv[1:] {
+		if f.s == "--" {
+			return false
+		}
+		if f.s == "--dry-run" || strings.HasPrefix(f.s, "--dry-run=") && f.s != "--dry-run=none" && f.s != "--dry-run=false" {
+			return true
+		}
+	}
+	return false
+}
+
+// reverseShell turns a network redirection on a shell (bash -i >&
+// /dev/tcp/HOST/PORT 0>&1) or on exec without a command (which rewires the
+// shell itself) into a reverse shell.
+func (a *analyzer) reverseShell(fr *frame) {
+	var net string
+	for _, h := range fr.hits {
+		if h.rule == ruleNetRedirect {
+			net = h.arg
+			break
+		}
+	}
+	if net == "" {
+		return
+	}
+	if len(fr.layers) == 0 {
+		return
+	}
+	for _, argv := range fr.layers {
+		n, _ := commandName(argv[0].s)
+		if shellNames[n] || n == "exec" && len(argv) == 1 && fr.netStd {
+			fr.hits = append(fr.hits, hit{rule: ruleReverseShell, arg: net, cmd: n})
+			return
+		}
+	}
 }
 
 // subcommand is the first argument that is not a flag, for messages.
@@ -147,8 +198,29 @@ func (a *analyzer) run(cmd string) {
 		return
 	}
 	a.src = cmd
-	a.called = literalCalls(f)
 	a.stmts(&scope{}, f.Stmts)
+	a.uncalled()
+}
+
+// uncalled analyses, with unknown arguments, the bodies of the functions
+// no call analysed: functions never called (an interactive session may call
+// them on a later line) and calls nested too deeply. A definition cannot
+// hide anything.
+func (a *analyzer) uncalled() {
+	for i := 0; i < len(a.defs) && !a.complex; i++ { // analysing a body may define more
+		fd := a.defs[i]
+		if fd.analysed {
+			continue
+		}
+		src, pos := a.src, a.pos
+		a.src, a.pos = fd.src, fd.pos
+		fr := a.newFrame(fd.decl)
+		b := fd.sc.child()
+		b.setArgs(nil)
+		a.callBody(b, fd, fr)
+		a.endFrame(fr)
+		a.src, a.pos = src, pos
+	}
 }
 
 func (a *analyzer) parse(src string) (*syntax.File, error) {
@@ -199,26 +271,9 @@ func (a *analyzer) nested(env *cmdEnv, code, what string, args []string) {
 	a.src = code
 	a.pos = fr.pos
 	sc := env.sc.child()
-	sc.args, sc.hasArgs = args, true // nil args: unknown
+	sc.setArgs(args) // nil args: unknown
 	a.block(sc, f.Stmts, env.in)
 	a.depth, a.src, a.pos = depth, src, pos
-}
-
-// literalCalls returns the command names written literally in f.
-func literalCalls(f *syntax.File) map[string]bool {
-	var names map[string]bool
-	syntax.Walk(f, func(n syntax.Node) bool {
-		if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) > 0 {
-			if names == nil {
-				names = map[string]bool{}
-			}
-			for _, w := range c.Args {
-				names[w.Lit()] = true // arguments too: trap f, xargs f...
-			}
-		}
-		return true
-	})
-	return names
 }
 
 func (a *analyzer) srcOf(n syntax.Node) string {
@@ -296,6 +351,7 @@ func (a *analyzer) stmt(sc *scope, st *syntax.Stmt, in *stream, andThen bool) *s
 	if len(fr.hits) > 0 && fr.argv == nil {
 		fr.argv = []string{strings.TrimSpace(a.srcOf(st))}
 	}
+	a.recordWrites(sc, st, out)
 	a.endFrame(fr)
 	return out
 }
@@ -406,34 +462,47 @@ func (a *analyzer) caseClause(sc *scope, c *syntax.CaseClause, in *stream) {
 	sc.merge(branches, true)
 }
 
-// funcDecl records a function. Its body is judged where it is called; a
-// function never called by name in the command line is judged here, so a
-// definition cannot hide anything (an interactive session may call it on a
-// later line).
+// funcDecl records a function. Its body is judged where it is called, with
+// the call's arguments; a function no call analysed is judged at the end
+// (see uncalled).
 func (a *analyzer) funcDecl(sc *scope, c *syntax.FuncDecl, fr *frame) {
 	if c.Name == nil {
+		// an anonymous function (zsh's "() { ... }") runs where it stands
+		b := sc.child()
+		b.hasArgs = true
+		a.callBody(b, &funcDef{decl: c, src: a.src}, fr)
 		return
 	}
 	name := c.Name.Value
 	if a.funcs == nil {
 		a.funcs = make(map[string]*funcDef)
 	}
-	a.funcs[name] = &funcDef{decl: c, src: a.src}
+	fd := &funcDef{decl: c, src: a.src, pos: a.pos, sc: sc}
+	a.funcs[name] = fd
+	a.defs = append(a.defs, fd)
 	if isForkBomb(name, c.Body) {
 		fr.argv = []string{name + "()"}
 		a.hit(fr, ruleForkBomb, strings.TrimSpace(a.srcOf(c)))
 	}
-	if !a.called[name] || a.depth > 0 {
-		b := sc.child()
-		b.hasArgs = true // arguments unknown
-		a.callBody(b, a.funcs[name])
-	}
 }
 
-func (a *analyzer) callBody(sc *scope, fd *funcDef) {
-	if a.calling[fd.decl] || a.depth >= maxDepth {
+// callBody analyses a function's body. A recursive call is not analysed
+// again (its body is being analysed); calls nested deeper than maxDepth are
+// not analysed at all, which makes the caller's frame at least approve.
+func (a *analyzer) callBody(sc *scope, fd *funcDef, fr *frame) {
+	if a.calling[fd.decl] {
 		return
 	}
+	if a.depth >= maxDepth {
+		fr.show = true
+		name := "an anonymous function"
+		if fd.decl.Name != nil {
+			name = fd.decl.Name.Value + "()"
+		}
+		a.hit(fr, ruleTooDeep, name) // and its body is judged on its own at the end
+		return
+	}
+	fd.analysed = true
 	if a.calling == nil {
 		a.calling = make(map[*syntax.FuncDecl]bool)
 	}
@@ -503,30 +572,29 @@ func (a *analyzer) procSubst(sc *scope, p *syntax.ProcSubst) {
 }
 
 // cmdSubst analyses $(...) and returns its output when bastion knows it:
-// mktemp gives a temporary path, pwd the working directory.
+// the text echo or printf print, or a here-document cat copies, mktemp's
+// temporary path, pwd's working directory (see produce).
 func (a *analyzer) cmdSubst(sc *scope, cs *syntax.CmdSubst) (string, bool) {
-	a.block(sc.child(), cs.Stmts, nil)
-	if len(cs.Stmts) != 1 || len(cs.Stmts[0].Redirs) > 1 {
+	out := a.block(sc.child(), cs.Stmts, nil)
+	if len(cs.Stmts) != 1 || redirectsOutput(cs.Stmts[0]) || out == nil || out.kind != streamText || len(out.texts) != 1 {
 		return "", false
 	}
-	c, ok := cs.Stmts[0].Cmd.(*syntax.CallExpr)
-	if !ok || len(c.Args) == 0 || len(c.Assigns) > 0 {
-		return "", false
-	}
-	variants := a.words(sc, c.Args)
-	if len(variants) != 1 || len(variants[0]) == 0 {
-		return "", false
-	}
-	argv := variants[0]
-	switch argv[0].s {
-	case "mktemp":
-		return mktempPath(argv), true
-	case "pwd":
-		if cwd := sc.getCwd(); len(cwd) == 1 {
-			return cwd[0], true
+	return strings.TrimRight(out.texts[0], "\n"), true // $(...) drops trailing newlines
+}
+
+// redirectsOutput reports a statement whose standard output goes elsewhere
+// than to its reader.
+func redirectsOutput(st *syntax.Stmt) bool {
+	for _, r := range st.Redirs {
+		switch r.Op {
+		case syntax.RdrIn, syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc:
+		default:
+			if r.N == nil || r.N.Value == "1" || r.Op == syntax.RdrAll || r.Op == syntax.AppAll {
+				return true
+			}
 		}
 	}
-	return "", false
+	return false
 }
 
 // mktempPath is where mktemp would create its file.
@@ -609,111 +677,4 @@ func literalWord(w *syntax.Word) bool {
 		}
 	}
 	return true
-}
-
-// assign records a variable assignment (when it is not only for the
-// environment of one command) and checks the variables that matter.
-func (a *analyzer) assign(sc *scope, as *syntax.Assign, fr *frame, envOnly bool) {
-	if as.Name == nil {
-		a.walkExprs(sc, as)
-		return
-	}
-	name := as.Name.Value
-	var v val
-	switch {
-	case as.Naked:
-		return
-	case as.Index != nil:
-		a.walkExprs(sc, as)
-		v = unknownVal
-	case as.Array != nil:
-		v.array = true
-		for _, el := range as.Array.Elems {
-			if el.Index != nil || el.Value == nil {
-				a.walkExprs(sc, as.Array)
-				v = unknownVal
-				break
-			}
-			variants := a.words(sc, []*syntax.Word{el.Value})
-			if len(variants) != 1 {
-				v = unknownVal
-				break
-			}
-			for _, f := range variants[0] {
-				v.elems = append(v.elems, f.s)
-			}
-		}
-	default:
-		v.alts = a.expandString(sc, as.Value)
-		if as.Append {
-			if cur, ok := sc.lookup(name); ok && !cur.array && len(cur.alts)*len(v.alts) <= maxAlts {
-				var out []string
-				for _, c := range cur.alts {
-					for _, s := range v.alts {
-						out = appendNew(out, c+s)
-					}
-				}
-				v.alts = out
-			} else {
-				v = unknownVal
-			}
-		}
-	}
-	if len(v.alts) > maxAlts {
-		v = unknownVal
-	}
-	a.checkAssign(fr, name, v)
-	if !envOnly {
-		sc.set(name, v)
-	}
-}
-
-func (a *analyzer) decl(sc *scope, c *syntax.DeclClause, fr *frame) {
-	fr.show = true
-	fr.name = c.Variant.Value
-	fr.argv = []string{strings.TrimSpace(a.srcOf(c))}
-	for _, as := range c.Args {
-		if as.Naked && as.Name == nil && as.Value != nil {
-			a.words(sc, []*syntax.Word{as.Value})
-			continue
-		}
-		a.assign(sc, as, fr, false)
-	}
-}
-
-// checkAssign judges assignments that wipe history or change how programs
-// are found and loaded.
-func (a *analyzer) checkAssign(fr *frame, name string, v val) {
-	for _, s := range v.alts {
-		switch name {
-		case "HISTFILE":
-			if s == "" || s == "/dev/null" || strings.ContainsRune(s, markAny) {
-				a.hit(fr, ruleWipeHistory, name+"="+s)
-			}
-		case "HISTSIZE", "HISTFILESIZE", "SAVEHIST":
-			if s == "" || s == "0" || strings.HasPrefix(s, "-") {
-				a.hit(fr, ruleWipeHistory, name+"="+s)
-			}
-		case "HISTIGNORE":
-			if s == "*" || strings.HasPrefix(s, "*:") || strings.HasSuffix(s, ":*") {
-				a.hit(fr, ruleWipeHistory, name+"="+s)
-			}
-		case "PATH":
-			for _, dir := range strings.Split(s, ":") {
-				if !strings.Contains(":"+standardPath+":", ":"+dir+":") {
-					a.hit(fr, ruleEnvOverride, "PATH includes "+displayValue(dir))
-					break
-				}
-			}
-		case "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS":
-			a.hit(fr, ruleEnvOverride, name)
-		}
-	}
-}
-
-func displayValue(s string) string {
-	if s == "" {
-		return `""`
-	}
-	return strings.NewReplacer(sAny, "…", sTok, "…").Replace(s)
 }

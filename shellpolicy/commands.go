@@ -65,11 +65,14 @@ func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
 	case "tee":
 		for _, f := range operands(args, "") {
 			a.writeTarget(sc, fr, f, hasOpt(args, "-a", "--append"))
+			a.recordWrite(sc, f, env.in)
 		}
 	case "sed":
 		a.sed(env, args)
 	case "tar", "bsdtar", "gtar", "unzip", "7z", "7za":
 		a.extract(env, n, args)
+	case "git":
+		a.gitHooks(env, args)
 	case "crontab", "at", "batch":
 		a.schedule(env, n, args)
 	case "mkfs", "mke2fs", "mkswap", "mkntfs", "mkdosfs", "mkexfatfs", "cfdisk", "blkdiscard":
@@ -156,6 +159,23 @@ func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
 		}
 	case "cd", "pushd", "popd":
 		a.cd(env, n, args)
+	case "nc", "ncat", "netcat", "nc.traditional", "nc.openbsd":
+		for i, f := range args {
+			if f.s == "-e" || f.s == "-c" || f.s == "--exec" || f.s == "--sh-exec" || f.s == "--lua-exec" ||
+				strings.HasPrefix(f.s, "--exec=") || strings.HasPrefix(f.s, "--sh-exec=") ||
+				len(f.s) > 2 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsAny(f.s[len(f.s)-1:], "ec") && i+1 < len(args) {
+				a.hit(fr, ruleReverseShell, n+" "+joinDisp(args))
+				break
+			}
+		}
+	case "socat":
+		for _, f := range args {
+			l := strings.ToLower(f.s)
+			if strings.HasPrefix(l, "exec:") || strings.HasPrefix(l, "system:") {
+				a.hit(fr, ruleReverseShell, "socat "+joinDisp(args))
+				break
+			}
+		}
 	case "hash":
 		if hasOpt(args, "-p") {
 			a.hit(fr, ruleEnvOverride, "hash "+joinDisp(args))
@@ -226,7 +246,7 @@ func setPositional(sc *scope, args []field) {
 		}
 		vals = append(vals, f.s)
 	}
-	sc.args, sc.hasArgs = vals, true
+	sc.setArgs(vals)
 }
 
 func joinDisp(args []field) string { return strings.Join(display(args), " ") }
@@ -397,127 +417,6 @@ func (a *analyzer) copyLike(env *cmdEnv, n string, args []field) {
 		}
 		a.writeTarget(sc, fr, dest, false)
 	}
-}
-
-// extract judges unpacking an archive into a directory: tar -x -C DIR,
-// unzip -d DIR, 7z x -oDIR. Into / or a system directory it may replace
-// any system file.
-func (a *analyzer) extract(env *cmdEnv, n string, args []field) {
-	var dir *field
-	extracting := n == "unzip"
-	for i := 0; i < len(args); i++ {
-		f, s := args[i], args[i].s
-		switch {
-		case n == "unzip":
-			if s == "-d" && i+1 < len(args) {
-				dir = &args[i+1]
-				i++
-			} else if s == "-l" || s == "-v" || s == "-t" || s == "-Z" || s == "-p" || s == "-c" {
-				extracting = false
-			}
-		case n == "7z" || n == "7za":
-			if i == 0 && (s == "x" || s == "e") {
-				extracting = true
-			} else if strings.HasPrefix(s, "-o") && len(s) > 2 {
-				d := suffixField(f, "-o")
-				dir = &d
-			}
-		case s == "-C" || s == "--directory":
-			if i+1 < len(args) {
-				dir = &args[i+1]
-				i++
-			}
-		case strings.HasPrefix(s, "--directory="):
-			d := suffixField(f, "--directory=")
-			dir = &d
-		case s == "--extract" || s == "--get":
-			extracting = true
-		case strings.HasPrefix(s, "--"):
-		case i == 0 || strings.HasPrefix(s, "-") && len(s) > 1:
-			// the first word may be a cluster without a dash: tar xzf x.tgz
-			if strings.ContainsRune(strings.TrimPrefix(s, "-"), 'x') {
-				extracting = true
-			}
-			if strings.HasPrefix(s, "-") && strings.HasSuffix(s, "C") && i+1 < len(args) {
-				dir = &args[i+1]
-				i++
-			}
-		}
-	}
-	if extracting && dir != nil {
-		a.writeTarget(env.sc, env.fr, descendants(*dir), false)
-	}
-}
-
-// schedule judges crontab and at, which install commands that run later,
-// outside this session and its recording: approve, and deny when the
-// visible commands are destructive. crontab -l/-r/-e and at -l are
-// judged elsewhere or harmless.
-func (a *analyzer) schedule(env *cmdEnv, n string, args []field) {
-	var file *field
-	for i := 0; i < len(args); i++ {
-		s := args[i].s
-		switch {
-		case n == "crontab" && (s == "-l" || s == "-r" || s == "-e" || s == "-ir" || s == "-T" || s == "-V"),
-			n != "crontab" && (s == "-l" || s == "-r" || s == "-d" || s == "-c" || s == "-V"):
-			return
-		case s == "-f" && n != "crontab" && i+1 < len(args):
-			i++
-			file = &args[i]
-		case s == "-u" || s == "-q" || s == "-t":
-			i++
-		case s == "-" || strings.HasPrefix(s, "-"):
-		case n == "crontab":
-			file = &args[i]
-		}
-	}
-	a.hit(env.fr, ruleScheduledJob, n)
-	switch {
-	case file != nil:
-		a.hit(env.fr, ruleOpaqueScript, n+" "+file.disp)
-	case env.in != nil && env.in.kind == streamText:
-		for _, text := range env.in.texts {
-			code := text
-			if n == "crontab" {
-				code = cronCommands(text)
-			}
-			a.nestedField(env.noStdin(), field{s: code, disp: displayValue(code), dyn: strings.ContainsRune(code, markAny)}, n, nil)
-		}
-	case env.in != nil:
-		a.hit(env.fr, rulePipedScript, env.in.from+" | "+n)
-	}
-}
-
-// cronCommands returns the commands of a crontab, one per line, without
-// their schedules; comments and variable settings are left out.
-func cronCommands(tab string) string {
-	var out []string
-	for _, line := range strings.Split(tab, "\n") {
-		t := strings.TrimSpace(line)
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		fields := 5
-		if strings.HasPrefix(t, "@") {
-			fields = 1
-		} else if name, _, ok := strings.Cut(t, "="); ok && isName(strings.TrimSpace(name)) {
-			continue
-		}
-		for k := 0; k < fields; k++ {
-			t = strings.TrimLeft(t, " \t")
-			if i := strings.IndexAny(t, " \t"); i >= 0 {
-				t = t[i:]
-			} else {
-				t = ""
-			}
-		}
-		// in a crontab, % ends the command (the rest is its standard input)
-		if i := strings.IndexByte(t, '%'); i >= 0 {
-			t = t[:i]
-		}
-		out = append(out, strings.TrimSpace(t))
-	}
-	return strings.Join(out, "\n")
 }
 
 // chmod judges chmod, chown and chgrp on protected paths.

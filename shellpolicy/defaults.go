@@ -52,6 +52,8 @@ const (
 	ruleShutdown       = "shutdown"
 	ruleSQLOpaque      = "sql-opaque"
 	ruleScheduledJob   = "scheduled-job"
+	ruleNetRedirect    = "network-redirect"
+	ruleReverseShell   = "reverse-shell"
 	ruleSQLParseError  = "sql-parse-error" // the SQL policy's, not ours
 	ruleDefaultAllow   = "default-allow"
 )
@@ -64,7 +66,7 @@ var codeRules = []string{
 	ruleRmDatabase, ruleRmApp, ruleRmDynamic, ruleRmTemp, ruleOverwrite, ruleModify,
 	ruleBlockDevice, ruleFormatDisk, ruleChmodSystem, ruleChmodFile, ruleWipeHistory,
 	ruleWipeLogs, ruleForkBomb, ruleKillAll, ruleKillDynamic, ruleShutdown, ruleSQLOpaque,
-	ruleScheduledJob,
+	ruleScheduledJob, ruleNetRedirect, ruleReverseShell,
 	ruleDefaultAllow,
 }
 

@@ -3,12 +3,14 @@ package shellpolicy
 import (
 	"regexp"
 	"strings"
+
+	"github.com/bastion-dev/bastion/policy"
 )
 
 // Code inside other languages: interpreter one-liners, awk programs and SQL.
 
 var (
-	reInterp = regexp.MustCompile(`^(python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|php[0-9.]*|lua[0-9.]*|luajit|Rscript|R|osascript|pwsh|powershell|tclsh[0-9.]*|wish|irb|jshell|groovy)$`)
+	reInterp = regexp.MustCompile(`^(python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|bun|php[0-9.]*|lua[0-9.]*|luajit|Rscript|R|osascript|pwsh|powershell|tclsh[0-9.]*|wish|expect|irb|jshell|groovy)$`)
 	reAwk    = regexp.MustCompile(`^(awk|gawk|mawk|nawk)$`)
 	// calls that hand a string to a shell, in the usual languages
 	reExecCall = regexp.MustCompile(`\b(?:system|popen|exec[lv]?p?e?|spawnSync|spawn|execSync|execFileSync|execFile|check_output|check_call|getoutput|getstatusoutput|call|run|Popen|shell_exec|passthru|proc_open|qx)\s*[({]\s*`)
@@ -18,9 +20,11 @@ var (
 	reDeleteBare = regexp.MustCompile(`\b(?:unlink|rmtree|remove_tree|rmdir|rm_rf|rm_r)\s+(?:"([^"]*)"|'([^']*)')`)
 	reOpenWrite  = regexp.MustCompile(`\bopen\s*\(\s*(?:"([^"]*)"|'([^']*)')\s*,\s*['"]?[wa+>]`)
 	reBacktick   = regexp.MustCompile("`([^`]+)`")
-	reAwkRuns    = regexp.MustCompile(`\bsystem\s*\(|\|\s*getline|\|&|\bprintf?\b[^;}]*\|\s*"`)
-	reAwkCmd     = regexp.MustCompile(`(?:\bsystem\s*\(\s*|\|\s*)"((?:[^"\\]|\\.)*)"|"((?:[^"\\]|\\.)*)"\s*\|\s*getline`)
-	reAwkWrite   = regexp.MustCompile(`>>?\s*"([^"]+)"`)
+	// Tcl (expect, tclsh) runs programs with spawn and exec, without parentheses
+	reTclExec  = regexp.MustCompile(`(?m)\b(?:spawn|exec)\s+((?:-\S+\s+)*[^\n;\]\}]+)`)
+	reAwkRuns  = regexp.MustCompile(`\bsystem\s*\(|\|\s*getline|\|&|\bprintf?\b[^;}]*\|\s*"`)
+	reAwkCmd   = regexp.MustCompile(`(?:\bsystem\s*\(\s*|\|\s*)"((?:[^"\\]|\\.)*)"|"((?:[^"\\]|\\.)*)"\s*\|\s*getline`)
+	reAwkWrite = regexp.MustCompile(`>>?\s*"([^"]+)"`)
 )
 
 // interpreter handles python -c, perl -e, node -e... : inline code bastion
@@ -75,7 +79,7 @@ func (a *analyzer) interpreter(env *cmdEnv, n string, argv []field) bool {
 			for j := 1; j < len(s); j++ {
 				c := s[j]
 				isCode := c == 'e' || c == 'E' && lang == "perl" || c == 'c' && (lang == "python" || lang == "pypy") ||
-					c == 'r' && lang == "php" || c == 'p' && (lang == "node" || lang == "nodejs")
+					c == 'r' && lang == "php" || c == 'p' && (lang == "node" || lang == "nodejs") || c == 'c' && lang == "expect"
 				switch {
 				case isCode:
 					if j+1 < len(s) {
@@ -126,6 +130,7 @@ func (a *analyzer) interpreter(env *cmdEnv, n string, argv []field) bool {
 			a.interpStream(env, n, env.in)
 		default:
 			a.hit(env.fr, ruleOpaqueScript, n+" "+scriptFile.disp)
+			a.writtenScript(env, *scriptFile, n)
 		}
 	case len(code) == 0 && !script && !module && (stdin || env.in != nil):
 		a.interpStream(env, n, env.in)
@@ -171,6 +176,11 @@ func (a *analyzer) scanCode(env *cmdEnv, n, code string, backticks bool) {
 	}
 	if backticks {
 		for _, m := range reBacktick.FindAllStringSubmatch(code, 8) {
+			a.nested(env.noStdin(), m[1], n+" code", nil)
+		}
+	}
+	if strings.HasPrefix(n, "expect") || strings.HasPrefix(n, "tclsh") || n == "wish" {
+		for _, m := range reTclExec.FindAllStringSubmatch(code, 8) {
 			a.nested(env.noStdin(), m[1], n+" code", nil)
 		}
 	}
@@ -229,7 +239,7 @@ func stringArgs(s string) (string, bool) {
 
 func shorten(s string) string {
 	if len(s) > 80 {
-		return s[:77] + "..."
+		return cutUTF8(s, 77) + "..."
 	}
 	return s
 }
@@ -377,7 +387,7 @@ func (a *analyzer) sqlStdin(env *cmdEnv, n string) {
 // except \! (a shell command) and output piped to a program.
 func (a *analyzer) sqlText(env *cmdEnv, n string, f field) {
 	if f.unknown() {
-		a.hit(env.fr, ruleSQLOpaque, f.disp)
+		a.partialSQL(env, n, f)
 		return
 	}
 	var sql []string
@@ -415,6 +425,20 @@ func (a *analyzer) classify(env *cmdEnv, n, text string) {
 		return
 	}
 	env.fr.hits = append(env.fr.hits, hit{res: &res})
+}
+
+// partialSQL judges SQL with parts not known before it runs ("DROP TABLE
+// $T"): approve, and deny when what is visible is denied whatever the
+// unknown parts hold (an identifier stands in for them).
+func (a *analyzer) partialSQL(env *cmdEnv, n string, f field) {
+	a.hit(env.fr, ruleSQLOpaque, f.disp)
+	text := strings.NewReplacer(sAny, `"…"`, sTok, `"…"`).Replace(f.s)
+	if n == "psql" && strings.HasPrefix(strings.TrimSpace(text), `\`) {
+		return
+	}
+	if res := classifySQL(text); res.Decision == policy.Deny && res.Rule != ruleSQLParseError {
+		env.fr.hits = append(env.fr.hits, hit{res: &res})
+	}
 }
 
 // sqlite judges sqlite3 [options] FILE [SQL...]: the SQL given as arguments
@@ -462,7 +486,7 @@ func (a *analyzer) sqlite(env *cmdEnv, n string, argv []field) {
 // allowed.
 func (a *analyzer) sqliteText(env *cmdEnv, n string, f field) {
 	if f.unknown() {
-		a.hit(env.fr, ruleSQLOpaque, f.disp)
+		a.partialSQL(env, n, f)
 		return
 	}
 	var sql []string

@@ -106,6 +106,7 @@ func (a *analyzer) command(env *cmdEnv, argv []field) *stream {
 		fr.name = n
 		if opaque {
 			a.hit(fr, ruleOpaqueScript, name.s)
+			a.writtenScript(env, *name, "sh")
 		}
 		if !env.noFunc {
 			if fd := a.funcs[n]; fd != nil {
@@ -141,11 +142,12 @@ func indirectArg(env *cmdEnv, name *field, layer int) string {
 // call's arguments. Assignments in a function are global, as in bash.
 func (a *analyzer) callFunc(env *cmdEnv, fd *funcDef, argv []field) {
 	b := env.sc.child()
-	b.hasArgs = true
+	args := make([]string, 0, len(argv))
 	for _, f := range argv {
-		b.args = append(b.args, f.s)
+		args = append(args, f.s)
 	}
-	a.callBody(b, fd)
+	b.setArgs(args)
+	a.callBody(b, fd, env.fr)
 	for k, v := range b.vars {
 		env.sc.set(k, v)
 	}
@@ -186,6 +188,11 @@ func (a *analyzer) knownNames() []string {
 // standard input carries.
 func (a *analyzer) redirects(sc *scope, st *syntax.Stmt, fr *frame, in *stream) *stream {
 	for _, r := range st.Redirs {
+		if (r.N == nil || r.N.Value == "0" || r.N.Value == "1" || r.N.Value == "2") && r.Word != nil {
+			if l := r.Word.Lit(); strings.HasPrefix(l, "/dev/tcp/") || strings.HasPrefix(l, "/dev/udp/") {
+				fr.netStd = true
+			}
+		}
 		switch r.Op {
 		case syntax.Hdoc, syntax.DashHdoc:
 			if r.Hdoc != nil {
@@ -197,7 +204,7 @@ func (a *analyzer) redirects(sc *scope, st *syntax.Stmt, fr *frame, in *stream) 
 				in.texts[i] += "\n"
 			}
 		case syntax.RdrIn:
-			in = a.inputFile(sc, r.Word)
+			in = a.inputFile(sc, fr, r.Word)
 		case syntax.DplIn:
 			a.words(sc, []*syntax.Word{r.Word})
 		case syntax.RdrOut, syntax.ClbOut, syntax.RdrAll, syntax.RdrAllClob, syntax.DplOut:
@@ -243,12 +250,16 @@ func (a *analyzer) heredoc(sc *scope, r *syntax.Redirect) []string {
 	return out
 }
 
-func (a *analyzer) inputFile(sc *scope, w *syntax.Word) *stream {
+func (a *analyzer) inputFile(sc *scope, fr *frame, w *syntax.Word) *stream {
 	argvs := a.words(sc, []*syntax.Word{w})
 	if len(argvs) == 1 && len(argvs[0]) == 1 {
 		f := argvs[0][0]
 		if f.proc != nil && a.procs[f.proc] != nil {
 			return a.procs[f.proc]
+		}
+		if t := classify(f, sc.getCwd()); t.class == cNetwork {
+			a.hit(fr, ruleNetRedirect, t.path)
+			return &stream{kind: streamRemote, from: t.path}
 		}
 		return &stream{from: "file " + f.disp}
 	}
@@ -292,6 +303,12 @@ func (a *analyzer) produce(env *cmdEnv, n string, argv []field) *stream {
 		}
 		if n == "rev" || n == "tr" {
 			return &stream{kind: streamDecoded, from: n}
+		}
+	case "mktemp":
+		return textStream(n, mktempPath(argv)+"\n")
+	case "pwd":
+		if cwd := env.sc.getCwd(); len(cwd) == 1 {
+			return textStream(n, cwd[0]+"\n")
 		}
 	case "curl", "wget", "fetch", "http", "https", "xh", "aria2c", "lwp-request", "GET", "lynx", "links":
 		return &stream{kind: streamRemote, from: n}

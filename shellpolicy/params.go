@@ -199,6 +199,9 @@ func (a *analyzer) ops(sc *scope, pe *syntax.ParamExp, v val, set bool) (pval, b
 			}
 			alts = out
 		case syntax.UpperAll, syntax.UpperFirst, syntax.LowerAll, syntax.LowerFirst:
+			if !set {
+				return pval{}, false
+			}
 			out := make([]string, len(alts))
 			for i, s := range alts {
 				out[i] = changeCase(s, op)
@@ -232,8 +235,8 @@ func (a *analyzer) ops(sc *scope, pe *syntax.ParamExp, v val, set bool) (pval, b
 		}
 		alts = out
 	}
-	if !set && alts == nil {
-		return pval{}, false
+	if !set && alts == nil || len(alts) == 0 {
+		return pval{}, false // no value at all would make the word vanish
 	}
 	return pval{alts: alts}, true
 }

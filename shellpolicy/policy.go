@@ -1,3 +1,16 @@
+// Package shellpolicy decides whether a shell command line an agent sends
+// may run (allow), needs a human (approve) or is refused (deny).
+//
+// The command line is parsed as bash (mvdan.cc/sh) and never run. Every
+// simple command in it is analysed wherever it appears (lists, pipelines,
+// subshells, compound commands, functions, substitutions, here-documents
+// fed to a shell), after resolving quoting, literal variables, wrappers
+// (sudo, env, timeout, xargs, ssh host ...) and nested code (bash -c, eval).
+// Deletions and writes are judged by their target paths, SQL given to psql,
+// mysql or sqlite3 by the SQL policy (package sqlpolicy), and what cannot be
+// known before it runs is never allowed. The rules, their decisions and
+// words come from a YAML policy file (DefaultYAML, overridable by id); the
+// line takes the strictest decision of its commands.
 package shellpolicy
 
 import (
@@ -265,13 +278,21 @@ func oneLine(s string) string {
 		s = strings.Join(strings.Fields(s), " ")
 	}
 	if len(s) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+		s = cutUTF8(s, maxReason) + "…"
 	}
 	return s
+}
+
+// cutUTF8 is the longest prefix of s of at most n bytes that does not
+// split a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // human shows unknown text in s as "…".

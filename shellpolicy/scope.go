@@ -51,11 +51,46 @@ func (sc *scope) lookup(name string) (val, bool) {
 	return val{}, false
 }
 
+// Bounds on what a variable may hold before it is treated as unknown:
+// X=$X$X doubles with each line, and the analysis must stay linear.
+const (
+	maxValueLen = 16 << 10 // bytes of one value
+	maxElems    = 256      // elements of an array or positional parameters
+)
+
 func (sc *scope) set(name string, v val) {
 	if sc.vars == nil {
 		sc.vars = make(map[string]val)
 	}
-	sc.vars[name] = v
+	sc.vars[name] = bounded(v)
+}
+
+// bounded is v, or unknown when it is too large to track.
+func bounded(v val) val {
+	if len(v.elems) > maxElems {
+		return unknownVal
+	}
+	for _, s := range v.alts {
+		if len(s) > maxValueLen {
+			return unknownVal
+		}
+	}
+	for _, s := range v.elems {
+		if len(s) > maxValueLen {
+			return unknownVal
+		}
+	}
+	return v
+}
+
+// setArgs sets the positional parameters ($0 first), or marks them unknown
+// when there are too many or they are too long.
+func (sc *scope) setArgs(args []string) {
+	sc.hasArgs = true
+	if bounded(val{elems: args}).elems == nil && args != nil {
+		args = nil
+	}
+	sc.args = args
 }
 
 func (sc *scope) getCwd() []string {

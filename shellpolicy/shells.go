@@ -20,8 +20,11 @@ loop:
 		case f.unknown() || len(s) < 2 || (s[0] != '-' && s[0] != '+'):
 			break loop
 		case strings.HasPrefix(s, "--"):
-			if s == "--rcfile" || s == "--init-file" {
+			if (s == "--rcfile" || s == "--init-file") && i+1 < len(argv) {
 				i++
+				// the shell runs that file first
+				a.hit(env.fr, ruleOpaqueScript, s+" "+argv[i].disp)
+				a.writtenScript(env, argv[i], n)
 			}
 		default:
 			for _, c := range s[1:] {
@@ -63,6 +66,7 @@ loop:
 			a.runStream(env, n, env.in)
 		default:
 			a.hit(env.fr, ruleOpaqueScript, script.disp)
+			a.writtenScript(env, script, n)
 		}
 	default:
 		a.runStream(env, n, env.in)
@@ -105,6 +109,7 @@ func (a *analyzer) source(env *cmdEnv, n string, argv []field) {
 		a.runStream(env, n, env.in)
 	default:
 		a.hit(env.fr, ruleOpaqueScript, f.disp)
+		a.writtenScript(env, f, "sh")
 	}
 }
 

@@ -11,6 +11,7 @@ type class int
 
 const (
 	cNone     class = iota // a harmless special file (/dev/null)
+	cNetwork               // bash's /dev/tcp/HOST/PORT and /dev/udp/HOST/PORT
 	cTemp                  // under /tmp, /var/tmp, /dev/shm, or from mktemp
 	cApp                   // anything else: an application directory
 	cRelative              // relative to a working directory bastion does not know
@@ -234,6 +235,8 @@ func classifyAbs(p string, isPat bool) class {
 		}
 	}
 	switch {
+	case comps[0] == "dev" && len(comps) >= 2 && (comps[1] == "tcp" || comps[1] == "udp"):
+		return cNetwork
 	case comps[0] == "dev" && len(comps) >= 2:
 		for _, d := range safeDevices {
 			if comps[1] == d {
@@ -338,7 +341,7 @@ func deleteRule(c class) string {
 	switch c {
 	case cRoot:
 		return ruleRmRoot
-	case cSystem, cDevice, cNone:
+	case cSystem, cDevice, cNone, cNetwork:
 		return ruleRmSystem
 	case cHome, cAccount:
 		return ruleRmHome
@@ -379,6 +382,8 @@ func writeRule(c class, appending bool) string {
 		return ruleBlockDevice
 	case cAccount, cHome:
 		return ruleModify
+	case cNetwork:
+		return ruleNetRedirect
 	}
 	return ""
 }

@@ -127,8 +127,14 @@ var (
 	// scanWrappers run a command somewhere among their arguments, with
 	// options bastion does not model: every operand may start the command.
 	scanWrappers = map[string]bool{"nsenter": true, "unshare": true, "firejail": true, "proxychains": true,
-		"proxychains4": true, "torsocks": true, "unbuffer": true, "catchsegv": true, "valgrind": true, "sg": true,
-		"fakeroot": true, "systemd-run": true, "dbus-run-session": true, "caffeinate": true, "chpst": true}
+		"proxychains4": true, "torsocks": true, "unbuffer": true, "catchsegv": true, "valgrind": true,
+		"fakeroot": true, "systemd-run": true, "dbus-run-session": true, "caffeinate": true, "chpst": true,
+		"pkexec": true, "gosu": true, "su-exec": true, "setpriv": true, "prlimit": true, "xvfb-run": true,
+		"faketime": true, "numactl": true, "cgexec": true, "screen": true, "entr": true, "dtach": true,
+		"abduco": true, "eatmydata": true, "nocache": true, "chronic": true, "ifne": true, "tsp": true,
+		"flatpak-spawn": true, "toolbox": true, "distrobox-enter": true, "schroot": true, "lxc-attach": true}
+	// rootWrappers run their command as another user (root by default).
+	rootWrappers = map[string]bool{"pkexec": true, "gosu": true, "su-exec": true, "setpriv": true, "schroot": true}
 )
 
 // unwrap handles wrappers, shells and builtins that run other code. next is
@@ -290,12 +296,28 @@ func (a *analyzer) unwrap(env *cmdEnv, n string, argv []field) (next []field, ha
 	case (n == "docker" || n == "podman" || n == "nerdctl") && len(argv) > 1 && (argv[1].s == "exec" || argv[1].s == "run" ||
 		len(argv) > 2 && argv[1].s == "container" && (argv[2].s == "exec" || argv[2].s == "run")):
 		return a.containerCmd(env, argv), false
+	case n == "ip" && len(argv) > 3 && (argv[1].s == "netns" || argv[1].s == "-n") && argv[2].s == "exec":
+		return argv[4:], true // ip netns exec NAME COMMAND...
+	case n == "sg" || n == "capsh":
+		a.groupShell(env, n, argv)
+		return nil, true
+	case n == "tmux":
+		a.tmux(env, argv)
+		return nil, true
+	case n == "run-parts":
+		a.hit(fr, ruleOpaqueScript, strings.Join(display(argv), " "))
+		return nil, true
 	case scanWrappers[n]:
-		for i, k := 1, 0; i < len(argv) && k < 4; i++ {
+		env.root = env.root || rootWrappers[n]
+		k := 0
+		for i := 1; i < len(argv) && k < 4; i++ {
 			if !strings.HasPrefix(argv[i].s, "-") {
 				a.command(env, argv[i:])
 				k++
 			}
+		}
+		if k == 0 && n == "pkexec" {
+			a.hit(fr, ruleRootShell, n) // with no command, a root shell
 		}
 		return nil, true
 	case shellNames[n] || strings.HasSuffix(n, "sh") && shellNames[strings.TrimSuffix(n, ".exe")]:
@@ -325,6 +347,62 @@ func (a *analyzer) unwrap(env *cmdEnv, n string, argv []field) (next []field, ha
 		return nil, true
 	}
 	return nil, false
+}
+
+// groupShell handles sg GROUP -c CODE (or sg GROUP COMMAND...) and capsh,
+// which hands what follows -- to bash.
+func (a *analyzer) groupShell(env *cmdEnv, n string, argv []field) {
+	env.root = true
+	for i := 1; i < len(argv); i++ {
+		switch {
+		case n == "capsh" && argv[i].s == "--":
+			a.shell(env, "bash", append([]field{litField("bash")}, argv[i+1:]...))
+			return
+		case n == "sg" && argv[i].s == "-c" && i+1 < len(argv):
+			a.nestedField(env, argv[i+1], "sg -c", nil)
+			return
+		case n == "sg" && i == 2:
+			a.nestedArgs(env, argv[i:], "sg")
+			return
+		}
+	}
+}
+
+// tmuxCode are the tmux commands whose arguments are shell code or keys
+// typed into a shell.
+var tmuxCode = map[string]bool{"new": true, "new-session": true, "new-window": true, "neww": true,
+	"split-window": true, "splitw": true, "respawn-pane": true, "respawnp": true, "respawn-window": true,
+	"respawnw": true, "run-shell": true, "run": true, "display-popup": true, "popup": true, "send-keys": true,
+	"send": true, "pipe-pane": true, "pipep": true}
+
+// tmux analyses the shell commands tmux starts (new-session 'cmd',
+// run-shell 'cmd') and the keys send-keys types into a shell.
+func (a *analyzer) tmux(env *cmdEnv, argv []field) {
+	sub := -1
+	for i := 1; i < len(argv); i++ {
+		if tmuxCode[argv[i].s] {
+			sub = i
+			break
+		}
+	}
+	if sub < 0 {
+		return
+	}
+	var code []field
+	for i := sub + 1; i < len(argv); i++ {
+		s := argv[i].s
+		switch {
+		case len(s) == 2 && s[0] == '-' && strings.IndexByte("cestnFTwxyl", s[1]) >= 0 && i+1 < len(argv):
+			i++ // an option with a value: -t target, -c dir, -n name
+		case strings.HasPrefix(s, "-") && !argv[i].unknown():
+		case s == "Enter" || s == "C-m" || s == "KPEnter":
+		default:
+			code = append(code, argv[i])
+		}
+	}
+	if len(code) > 0 {
+		a.nestedArgs(env.noStdin(), code, "tmux "+argv[sub].s)
+	}
 }
 
 // nestedField analyses the code in f (bash -c 'code', trap 'code').

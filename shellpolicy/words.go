@@ -12,17 +12,17 @@ import (
 // field is one word of a command after quote removal, variable resolution,
 // word splitting and brace expansion: what the program will see in argv.
 type field struct {
-	s     string            // the value; unknown text as markAny or markTok
-	disp  string            // the value for people: unknown parts as "…" or as written
-	pat   string            // s as a glob pattern, set when glob
-	glob  bool              // has active (unquoted) glob characters
-	dyn   bool              // has markAny: the value may be anything
-	multi bool              // an unquoted unknown expansion: may be several words
+	s     string // the value; unknown text as markAny or markTok
+	disp  string // the value for people: unknown parts as "…" or as written
+	pat   string // s as a glob pattern, set when glob
+	glob  bool   // has active (unquoted) glob characters
+	dyn   bool   // has markAny: the value may be anything
+	multi bool   // an unquoted unknown expansion: may be several words
 	// expanded: some of the value came from an expansion ($X, $(pwd), ~,
 	// {a,b}) even if bastion knows it; as a command name that is never
 	// allowed without a human (see ruleIndirect)
 	expanded bool
-	proc  *syntax.ProcSubst // the word is exactly one process substitution
+	proc     *syntax.ProcSubst // the word is exactly one process substitution
 }
 
 func (f *field) unknown() bool { return f.dyn || strings.ContainsRune(f.s, markTok) }
@@ -71,6 +71,9 @@ func sanitize(s string) string {
 		return r
 	}, s)
 }
+
+// maxDisp bounds how much source text an unknown part shows.
+const maxDisp = 80
 
 // fbuf is the field being built.
 type fbuf struct {
@@ -229,6 +232,9 @@ func (e *expander) each(fn func(st *wstate)) {
 // unknownPart adds a part whose value is not known.
 func (e *expander) unknownPart(n syntax.Node, quoted, tok bool) {
 	disp := e.a.srcOf(n)
+	if len(disp) > maxDisp {
+		disp = shorten(disp) // $( $( $( ... ) ) ) must not copy the source at every level
+	}
 	e.each(func(st *wstate) {
 		st.cur.expanded = true
 		if tok {
@@ -244,6 +250,10 @@ func (e *expander) unknownPart(n syntax.Node, quoted, tok bool) {
 
 // values adds an expansion that has one of vs as value.
 func (e *expander) values(n syntax.Node, vs []string, quoted bool) {
+	if len(vs) == 0 { // impossible: a value has at least one possibility
+		e.unknownPart(n, quoted, false)
+		return
+	}
 	quoted = quoted || e.noSplit
 	ifs, ifsKnown := e.ifs()
 	if !quoted && !ifsKnown {
@@ -525,8 +535,22 @@ func plainLit(v string) bool {
 	return v != "" && !strings.ContainsAny(v, "\\*?[~{\xef")
 }
 
+// budget counts a word expansion; past maxWords the rest are unknown and
+// the outcome is at least approve.
+func (a *analyzer) budget() bool {
+	a.expanded++
+	if a.expanded > maxWords {
+		a.complex = true
+		return false
+	}
+	return true
+}
+
 // expandWord returns every way w may expand, each a list of fields.
 func (a *analyzer) expandWord(sc *scope, w *syntax.Word) [][]field {
+	if !a.budget() {
+		return [][]field{{{s: sAny, disp: a.srcOf(w), dyn: true, multi: true, expanded: true}}}
+	}
 	if len(w.Parts) == 1 {
 		if l, ok := w.Parts[0].(*syntax.Lit); ok && plainLit(l.Value) {
 			return [][]field{{litField(l.Value)}}
@@ -547,6 +571,9 @@ func (a *analyzer) expandWord(sc *scope, w *syntax.Word) [][]field {
 func (a *analyzer) expandString(sc *scope, w *syntax.Word) []string {
 	if w == nil {
 		return []string{""}
+	}
+	if !a.budget() {
+		return []string{sAny}
 	}
 	e := &expander{a: a, sc: sc, states: []*wstate{{}}, noSplit: true}
 	e.parts(w.Parts, false)
@@ -594,6 +621,9 @@ func (a *analyzer) words(sc *scope, words []*syntax.Word) [][]field {
 		braces := len(ws) > 1 || len(ws) == 1 && ws[0] != w
 		for _, bw := range ws {
 			alts := a.expandWord(sc, bw)
+			if len(alts) == 0 { // impossible: keep the word, unknown
+				alts = [][]field{{{s: sAny, disp: a.srcOf(w), dyn: true, multi: true, expanded: true}}}
+			}
 			if braces {
 				for _, alt := range alts {
 					for i := range alt {
