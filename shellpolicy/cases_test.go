@@ -424,7 +424,7 @@ var decideCases = []decideCase{
 	{"tclsh exec", "tclsh <<< 'exec rm -rf /etc'", deny, "rm-system-path"},
 	{"awk system", `awk 'BEGIN{system("rm -rf /")}'`, deny, "rm-root"},
 	{"python module", "python3 -m pytest -q", allow, "default-allow"},
-	{"python version", "python3 --version", allow, "default-allow"},
+	{"python3 version flag", "python3 --version", allow, "default-allow"},
 	{"awk print", "awk '{print $1}' access.log", allow, "default-allow"},
 
 	// look-alike data stays allowed
@@ -554,6 +554,18 @@ var decideCases = []decideCase{
 	{"docker kill", "docker kill c", approve, "docker-remove"},
 	{"docker exec shell", "docker exec -it c bash", approve, "remote-shell"},
 	{"sudo i", "sudo -i", approve, "root-shell"},
+	// A shell or REPL reading the session: typed lines would go unchecked.
+	{"bare bash", "bash", approve, "interactive-shell"},
+	{"bash -i", "bash -i", approve, "interactive-shell"},
+	{"bash after a command", "cd /tmp && sh", approve, "interactive-shell"},
+	{"zsh login", "zsh -l", approve, "interactive-shell"},
+	{"python repl", "python3", approve, "interactive-shell"},
+	{"python -i", "python3 -i", approve, "interactive-shell"},
+	{"node repl", "node", approve, "interactive-shell"},
+	{"perl reading the session", "perl", approve, "interactive-shell"},
+	{"python3 version flag", "python3 --version", allow, "default-allow"},
+	{"node version", "node -v", allow, "default-allow"},
+	{"bash version", "bash --version", allow, "default-allow"},
 	{"sudo s", "sudo -s", approve, "root-shell"},
 	{"sudo su", "sudo su", approve, "root-shell"},
 	{"sudo su dash", "sudo su -", approve, "root-shell"},

@@ -30,6 +30,7 @@ const (
 	ruleOneLiner       = "interpreter-one-liner"
 	ruleRootShell      = "root-shell"
 	ruleRemoteShell    = "remote-shell"
+	ruleInteractive    = "interactive-shell"
 	ruleEnvOverride    = "env-override"
 	ruleRmRoot         = "rm-root"
 	ruleRmSystem       = "rm-system-path"
@@ -62,7 +63,7 @@ const (
 var codeRules = []string{
 	ruleParseError, ruleDynamicCommand, ruleIndirect, ruleGlobCommand, ruleTooDeep, ruleTooComplex,
 	ruleRemoteCode, ruleDecoded, rulePipedScript, ruleOpaqueScript, ruleOneLiner,
-	ruleRootShell, ruleRemoteShell, ruleEnvOverride, ruleRmRoot, ruleRmSystem, ruleRmHome,
+	ruleRootShell, ruleRemoteShell, ruleInteractive, ruleEnvOverride, ruleRmRoot, ruleRmSystem, ruleRmHome,
 	ruleRmDatabase, ruleRmApp, ruleRmDynamic, ruleRmTemp, ruleOverwrite, ruleModify,
 	ruleBlockDevice, ruleFormatDisk, ruleChmodSystem, ruleChmodFile, ruleWipeHistory,
 	ruleWipeLogs, ruleForkBomb, ruleKillAll, ruleKillDynamic, ruleShutdown, ruleSQLOpaque,

@@ -134,14 +134,30 @@ func (a *analyzer) interpreter(env *cmdEnv, n string, argv []field) bool {
 		}
 	case len(code) == 0 && !script && !module && (stdin || env.in != nil):
 		a.interpStream(env, n, env.in)
+	case len(code) == 0 && !script && !module && !infoOnly(argv[1:]) && lang != "deno" && lang != "bun":
+		// A REPL on the session: what is typed into it is never checked.
+		a.interpStream(env, n, nil)
 	}
 	return true
+}
+
+// infoOnly reports whether an interpreter's arguments only ask for its
+// version or help, which runs no code.
+func infoOnly(args []field) bool {
+	for _, f := range args {
+		switch f.s {
+		case "--version", "-V", "-v", "--help", "-h", "-help", "-version":
+			return true
+		}
+	}
+	return false
 }
 
 // interpStream judges an interpreter that runs the code it reads from in.
 func (a *analyzer) interpStream(env *cmdEnv, n string, in *stream) {
 	switch {
 	case in == nil:
+		a.hit(env.fr, ruleInteractive, "an interactive "+n)
 	case in.kind == streamText:
 		if in.decoded {
 			a.hit(env.fr, ruleDecoded, in.from+" | "+n)

@@ -77,8 +77,12 @@ loop:
 func (a *analyzer) runStream(env *cmdEnv, n string, in *stream) {
 	switch {
 	case in == nil:
+		// The shell reads the session itself: in a terminal, every line typed
+		// into it would bypass the per-line check.
 		if env.root {
 			a.hit(env.fr, ruleRootShell, n)
+		} else {
+			a.hit(env.fr, ruleInteractive, "an interactive "+n)
 		}
 	case in.kind == streamText:
 		if in.decoded {
