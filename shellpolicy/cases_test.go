@@ -424,7 +424,7 @@ var decideCases = []decideCase{
 	{"tclsh exec", "tclsh <<< 'exec rm -rf /etc'", deny, "rm-system-path"},
 	{"awk system", `awk 'BEGIN{system("rm -rf /")}'`, deny, "rm-root"},
 	{"python module", "python3 -m pytest -q", allow, "default-allow"},
-	{"python3 version flag", "python3 --version", allow, "default-allow"},
+	{"python version", "python3 --version", allow, "default-allow"},
 	{"awk print", "awk '{print $1}' access.log", allow, "default-allow"},
 
 	// look-alike data stays allowed
@@ -563,7 +563,6 @@ var decideCases = []decideCase{
 	{"python -i", "python3 -i", approve, "interactive-shell"},
 	{"node repl", "node", approve, "interactive-shell"},
 	{"perl reading the session", "perl", approve, "interactive-shell"},
-	{"python3 version flag", "python3 --version", allow, "default-allow"},
 	{"node version", "node -v", allow, "default-allow"},
 	{"bash version", "bash --version", allow, "default-allow"},
 	{"sudo s", "sudo -s", approve, "root-shell"},
