@@ -52,6 +52,10 @@ type heldCommand struct {
 }
 
 func holdCommand(t *testing.T, login *client.Result, command string) *heldCommand {
+	return holdCommandRule(t, login, command, "test-hold-touch")
+}
+
+func holdCommandRule(t *testing.T, login *client.Result, command, rule string) *heldCommand {
 	t.Helper()
 	h := &heldCommand{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	h.cmd = exec.Command("ssh", "-F", login.SSHConfig, "-o", "BatchMode=yes", "-o", "SetEnv=BASTION_REASON=rotate-logs", "bastion", command)
@@ -60,7 +64,7 @@ func holdCommand(t *testing.T, login *client.Result, command string) *heldComman
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.cmd.Process.Kill(); h.cmd.Wait() })
-	re := regexp.MustCompile(`bastion: waiting for approval (apr_[a-z0-9]+) \(rule test-hold-touch\)`)
+	re := regexp.MustCompile(`bastion: waiting for approval (apr_[a-z0-9]+) \(rule ` + regexp.QuoteMeta(rule) + `\)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(h.stderr.String()); m != nil {
@@ -239,4 +243,35 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// TestE2EApprovalWithOIDCOperator: an operator authenticates to the
+// approvals API with an OIDC ID token from the (real, in-process) provider
+// whose claims map to an operator role; an agent's token does not.
+func TestE2EApprovalWithOIDCOperator(t *testing.T) {
+	pol, err := shellpolicy.Parse([]byte("version: 1\nrules:\n  - id: test-hold-touch\n    match:\n      command: [touch]\n    decision: approve\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sshtest.Start(t, sshtest.Options{Configure: func(env *bastion.Env) {
+		env.Policy = pol
+		env.Approvals.Poll = 20 * time.Millisecond
+		env.Config.Operators.Roles = []string{"ops"} // sshtest maps subjects ops* to role ops (human)
+	}})
+	login := b.Login("agent-oidc")
+	marker := filepath.Join(sshtest.SandboxDir(t), "oidc-approved")
+	h := holdCommand(t, login, "touch "+marker)
+	if code := httpPost(t, b.HTTPURL+"/v1/approvals/"+h.id+"/approve", b.Token("agent-other"), `{}`); code != 401 {
+		t.Fatalf("an agent's token approved: status %d", code)
+	}
+	if code := httpPost(t, b.HTTPURL+"/v1/approvals/"+h.id+"/approve", b.Token("ops-carol"), `{"comment":"checked"}`); code != 200 {
+		t.Fatalf("operator token: status %d", code)
+	}
+	if code := h.wait(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, h.stderr.String())
+	}
+	req, err := b.Env.Approvals.Get(context.Background(), h.id)
+	if err != nil || req.Decider == nil || req.Decider.Subject != "ops-carol" {
+		t.Fatalf("decider: %+v %v", req, err)
+	}
 }
