@@ -100,6 +100,7 @@ client config holds the real one.`,
 		defer stop()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		out := c.OutOrStdout()
+		self := os.Args[0] // how the user ran bastion, for the hints
 		ready := func(sshA, httpA string) {
 			go func() {
 				server := "http://" + httpA
@@ -129,12 +130,12 @@ The demo agent %q is logged in (certificate valid until %s). Try:
   %s 'rm -rf /'            # denied, with a reason and rule id
   %s                       # interactive shell, every line checked
   %s 'kubectl delete pod web-1'   # held for approval; then in another terminal:
-  bastion approvals list --data-dir %s
-  bastion approvals approve <id> --data-dir %s --as alice
-  bastion dev token --data-dir %s --subject another-agent   # a token for another identity
+  %s approvals list --data-dir %s
+  %s approvals approve <id> --data-dir %s --as alice
+  %s dev token --data-dir %s --subject another-agent   # a token for another identity
 Operator web UI: %s/ui/  (operator token in %s)
 `, sshA, server, iss.URL(), d, devSubject, res.ExpiresAt.Local().Format(time.Kitchen), res.SSHCommand, res.SSHCommand,
-					strings.Replace(res.SSHCommand, "ssh ", "ssh -t ", 1), res.SSHCommand, d, d, d, server, filepath.Join(d.Client(), "operator_token"))
+					strings.Replace(res.SSHCommand, "ssh ", "ssh -t ", 1), res.SSHCommand, self, d, self, d, self, d, server, filepath.Join(d.Client(), "operator_token"))
 			}()
 		}
 		return bastion.Serve(ctx, env, sshLn, httpLn, bastion.ServeOptions{Dev: iss, Logger: log, Ready: ready, OperatorToken: opToken})
