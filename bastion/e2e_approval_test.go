@@ -100,6 +100,7 @@ func (h *heldCommand) wait(t *testing.T) int {
 }
 
 func TestE2EApprovalApprovedFromAnotherProcess(t *testing.T) {
+	bastionBinary(t)
 	b := approvalBastion(t, time.Minute)
 	login := b.Login("agent-held")
 	marker := filepath.Join(sshtest.SandboxDir(t), "approved")
@@ -137,7 +138,8 @@ func TestE2EApprovalApprovedFromAnotherProcess(t *testing.T) {
 }
 
 func TestE2EApprovalDeniedAndTimedOut(t *testing.T) {
-	b := approvalBastion(t, 2*time.Second)
+	bastionBinary(t) // build the CLI first: the build must not eat the approval window
+	b := approvalBastion(t, 6*time.Second)
 	login := b.Login("agent-refused")
 	dir := sshtest.SandboxDir(t)
 

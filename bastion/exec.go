@@ -69,17 +69,23 @@ func (sess *session) runExec() int {
 	sess.mu.Lock()
 	sess.signal = nil
 	sess.mu.Unlock()
-	ferr := errors.Join(out.Close(), errw.Close())
-	code := exitCode(cmd, err)
+	return sess.finish(exitCode(cmd, err), errors.Join(out.Close(), errw.Close()), start)
+}
+
+// finish decides a finished command's exit code, records its end and tells
+// the agent if the session itself is ending. flushErr is the masking or
+// recording writers' final error: output that could not be recorded makes
+// the command's status ExitRecordingUnavailable.
+func (sess *session) finish(code int, flushErr error, start time.Time) int {
 	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
-		fmt.Fprintf(sess.ch.Stderr(), "bastion: session ended: %v\n", cause)
+		fmt.Fprintf(sess.ch.Stderr(), "%sbastion: session ended: %v%s", sess.nl(), cause, sess.nl())
 		if errors.Is(cause, errRecordingFailed) {
 			code = ExitRecordingUnavailable
 		}
-	} else if ferr != nil {
+	} else if flushErr != nil {
 		code = ExitRecordingUnavailable
 	}
-	sess.endCommand(code, s.Clock().Sub(start))
+	sess.endCommand(code, sess.srv.Clock().Sub(start))
 	return code
 }
 
@@ -238,18 +244,7 @@ func (sess *session) runExecPTY(cmd *exec.Cmd) int {
 	sess.mu.Lock()
 	sess.resize, sess.signal = nil, nil
 	sess.mu.Unlock()
-	ferr := errors.Join(out.Close(), in.Close())
-	code := exitCode(cmd, err)
-	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
-		fmt.Fprintf(sess.ch.Stderr(), "\r\nbastion: session ended: %v\r\n", cause)
-		if errors.Is(cause, errRecordingFailed) {
-			code = ExitRecordingUnavailable
-		}
-	} else if ferr != nil {
-		code = ExitRecordingUnavailable
-	}
-	sess.endCommand(code, s.Clock().Sub(start))
-	return code
+	return sess.finish(exitCode(cmd, err), errors.Join(out.Close(), in.Close()), start)
 }
 
 // lockedWriter serialises writes to a recording shared with other writers.
