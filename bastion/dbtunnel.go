@@ -103,6 +103,12 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 		refuse("role may not use this target", fmt.Sprintf("bastion: role %q may not use database %s", id.Provenance.Role, t.Name))
 		return
 	}
+	probe := &session{srv: s, ident: id}
+	if err := s.acquire(probe); err != nil {
+		refuse(err.Error(), "bastion: "+err.Error())
+		return
+	}
+	defer s.release(probe)
 	ch, reqs, err := newChan.Accept()
 	if err != nil {
 		return
@@ -111,7 +117,7 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 	sctx, cancel := context.WithCancelCause(ctx)
 	sess := &session{srv: s, id: newSessionID(), ch: ch, ident: id, source: src, ctx: sctx, cancel: cancel,
 		env: map[string]string{}, kind: "db", command: "postgres tunnel to " + t.Name}
-	if !s.track(sess) {
+	if err := s.track(sess); err != nil {
 		ch.Close()
 		return
 	}

@@ -303,3 +303,27 @@ func TestE2EExecWithTerminal(t *testing.T) {
 		t.Fatalf("denied on a terminal: %+v", r)
 	}
 }
+
+// TestE2ESessionLimit: an identity past its session limit is refused with
+// a reason and the documented exit code; others are not affected.
+func TestE2ESessionLimit(t *testing.T) {
+	b := sshtest.Start(t, sshtest.Options{Configure: func(env *bastion.Env) { env.Config.Limits.MaxSessionsPerIdentity = 1 }})
+	login := b.Login("agent-limit")
+	busy := exec.Command("ssh", "-F", login.SSHConfig, "-o", "BatchMode=yes", "bastion", "echo ready; sleep 10")
+	out := &syncBuffer{}
+	busy.Stdout = out
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	for i := 0; i < 200 && !strings.Contains(out.String(), "ready"); i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	r := sshtest.SSH(t, login, nil, "bastion", "true")
+	if r.Code != bastion.ExitSessionLimit || !strings.Contains(r.Stderr, "limit 1") {
+		t.Fatalf("second session: %+v", r)
+	}
+	if r := sshtest.SSH(t, b.Login("agent-other"), nil, "bastion", "true"); r.Code != 0 {
+		t.Fatalf("another identity: %+v", r)
+	}
+}

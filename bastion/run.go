@@ -33,6 +33,14 @@ func chain(h handler, mws ...middleware) handler {
 // run is the session pipeline: recover -> record+audit the session ->
 // (exec) policy -> approval -> run, or the checked shell.
 func (sess *session) run() int {
+	s := sess.srv
+	if err := s.acquire(sess); err != nil {
+		s.audit(audit.Event{Type: audit.RequestRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+			Detail: map[string]any{"request": sess.kind, "reason": err.Error()}})
+		fmt.Fprintf(sess.ch.Stderr(), "bastion: session refused: %v%s", err, sess.nl())
+		return ExitSessionLimit
+	}
+	defer s.release(sess)
 	if sess.kind == "shell" {
 		return chain((*session).runShell, recoverer, recorded)(sess)
 	}

@@ -101,10 +101,10 @@ func (s *Server) handleSessionChannel(_ *gliderssh.Server, conn *ssh.ServerConn,
 		srv: s, id: newSessionID(), ch: ch, ident: id, source: hostOf(conn.RemoteAddr()),
 		ctx: ctx, cancel: cancel, env: map[string]string{},
 	}
-	if !s.track(sess) {
-		fmt.Fprintf(ch.Stderr(), "bastion: %v\r\n", errShutdown)
+	if err := s.track(sess); err != nil {
+		fmt.Fprintf(ch.Stderr(), "bastion: %v\r\n", err)
 		sess.exit(ExitSessionLimit)
-		cancel(errShutdown)
+		cancel(err)
 		return
 	}
 	defer s.untrack(sess)
@@ -112,15 +112,17 @@ func (s *Server) handleSessionChannel(_ *gliderssh.Server, conn *ssh.ServerConn,
 	cancel(errClientGone)
 }
 
-func (s *Server) track(sess *session) bool {
+// track registers a session so Shutdown can end it; it refuses during
+// shutdown.
+func (s *Server) track(sess *session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return errShutdown
 	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
-	return true
+	return nil
 }
 
 func (s *Server) untrack(sess *session) {
@@ -128,6 +130,28 @@ func (s *Server) untrack(sess *session) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// acquire counts a running command, shell or tunnel against its identity's
+// limit; release undoes it.
+func (s *Server) acquire(sess *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	subj := sess.ident.Provenance.String()
+	if n := s.perSubj[subj]; n >= s.cfg.Limits.MaxSessionsPerIdentity {
+		return fmt.Errorf("%s already has %d open sessions (limit %d): close one and retry", subj, n, s.cfg.Limits.MaxSessionsPerIdentity)
+	}
+	s.perSubj[subj]++
+	return nil
+}
+
+func (s *Server) release(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	subj := sess.ident.Provenance.String()
+	if s.perSubj[subj]--; s.perSubj[subj] <= 0 {
+		delete(s.perSubj, subj)
+	}
 }
 
 // serveRequests answers the channel's requests until the client closes it.
