@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,37 @@ func TestE2EInteractiveShell(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("ssh did not exit after Ctrl-D:\n%s", tm.screen())
+}
+
+// TestE2EInteractiveApproval: a line that needs approval holds the prompt,
+// shows the waiting line, and runs once approved from another process.
+func TestE2EInteractiveApproval(t *testing.T) {
+	bastionBinary(t)
+	b := approvalBastion(t, time.Minute)
+	login := b.Login("agent-pty-held")
+	marker := filepath.Join(sshtest.SandboxDir(t), "held-in-pty")
+	tm := startTmux(t, 160, 30, "ssh -tt -F "+login.SSHConfig+" bastion")
+	tm.waitFor("$ ")
+	tm.typeLine("touch " + marker)
+	scr := tm.waitFor("bastion: waiting for approval apr_")
+	id := regexp.MustCompile(`apr_[a-z0-9]+`).FindString(scr)
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("the held line ran before approval")
+	}
+	if r := bastionCLI(t, b, "approvals", "approve", id, "--as", "alice"); r.Code != 0 {
+		t.Fatalf("approve: %+v", r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("approved line did not run; screen:\n%s", tm.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The prompt is back and the session goes on.
+	tm.typeLine("echo after-approval")
+	tm.waitFor("\nafter-approval")
 }
