@@ -79,7 +79,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // messages like "Bearer <OIDC ID token>" stay readable
+	enc.Encode(v)
 }
 
 // bearer extracts the token of an "Authorization: Bearer" header.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,5 +88,43 @@ func TestWebUIServesRealRecordings(t *testing.T) {
 	}
 	if code := getJSON(t, b, "/ui/api/sessions/nope", b.OperatorToken, nil); code != 404 {
 		t.Errorf("unknown session: %d", code)
+	}
+}
+
+// TestE2EAsciinemaPlaysRealSession: the real asciinema player plays the
+// recording of a real OpenSSH session, and the recording verifies.
+func TestE2EAsciinemaPlaysRealSession(t *testing.T) {
+	sshtest.RequireTools(t, "asciinema", "script")
+	b := sshtest.Start(t, sshtest.Options{})
+	login := b.Login("agent-cast")
+	if r := sshtest.SSH(t, login, nil, "bastion", "echo recorded-for-asciinema; printf 'GITHUB_TOKEN=ghp_%s\\n' 0123456789abcdefghijABCDEFGHIJ012345"); r.Code != 0 {
+		t.Fatalf("session: %+v", r)
+	}
+	entries, err := os.ReadDir(b.Dir.Recordings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cast string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".cast") {
+			cast = filepath.Join(b.Dir.Recordings(), e.Name())
+		}
+	}
+	if cast == "" {
+		t.Fatal("no recording")
+	}
+	// asciinema needs a terminal: script gives it one.
+	r := sshtest.Run(t, nil, "script", "-qec", "asciinema play -s 100 "+cast, "/dev/null")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "recorded-for-asciinema") {
+		t.Fatalf("asciinema play: %+v", r)
+	}
+	if strings.Contains(r.Stdout, "ghp_0123456789") || !strings.Contains(r.Stdout, "[MASKED:github-token]") {
+		t.Fatalf("the recording holds the secret unmasked: %q", r.Stdout)
+	}
+	if r := bastionCLI(t, b, "recordings", "verify", strings.TrimSuffix(filepath.Base(cast), ".cast")); r.Code != 0 {
+		t.Fatalf("recordings verify: %+v", r)
+	}
+	if r := bastionCLI(t, b, "audit", "verify"); r.Code != 0 {
+		t.Fatalf("audit verify: %+v", r)
 	}
 }
