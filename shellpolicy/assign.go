@@ -82,6 +82,10 @@ func (a *analyzer) decl(sc *scope, c *syntax.DeclClause, fr *frame) {
 // checkAssign judges assignments that wipe history or change how programs
 // are found and loaded.
 func (a *analyzer) checkAssign(fr *frame, name string, v val) {
+	if strings.HasPrefix(name, "__bastion") {
+		// The line front's own state in the shell (see package pty).
+		a.hit(fr, ruleTamper, name)
+	}
 	for _, s := range v.alts {
 		switch name {
 		case "HISTFILE":

@@ -554,6 +554,15 @@ var decideCases = []decideCase{
 	{"docker kill", "docker kill c", approve, "docker-remove"},
 	{"docker exec shell", "docker exec -it c bash", approve, "remote-shell"},
 	{"sudo i", "sudo -i", approve, "root-shell"},
+	// Bash features that change what a checked line means afterwards.
+	{"enable builtin", "enable -n echo", approve, "shell-internals"},
+	{"expand aliases", "shopt -s expand_aliases", approve, "shell-internals"},
+	{"shopt read only", "shopt -p", allow, "default-allow"},
+	{"history expansion", "set -H", approve, "shell-internals"},
+	{"histexpand", "set -o histexpand", approve, "shell-internals"},
+	{"set -e is fine", "set -euo pipefail", allow, "default-allow"},
+	{"line front state", "__bastion_seq=5", deny, "bastion-tamper"},
+	{"line front state exported", "export __bastion_nonce=x", deny, "bastion-tamper"},
 	// A shell or REPL reading the session: typed lines would go unchecked.
 	{"bare bash", "bash", approve, "interactive-shell"},
 	{"bash -i", "bash -i", approve, "interactive-shell"},

@@ -136,6 +136,13 @@ func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
 				}
 			}
 		}
+	case "shopt":
+		for _, f := range args {
+			if f.s == "expand_aliases" && hasOpt(args, "-s") {
+				// Aliases expand after the check: `alias ls='rm -rf /'`.
+				a.hit(fr, ruleShellInternals, "shopt "+joinDisp(args))
+			}
+		}
 	case "history":
 		if hasOpt(args, "-c", "-d") {
 			a.hit(fr, ruleWipeHistory, "history "+joinDisp(args))
@@ -144,6 +151,11 @@ func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
 		for i, f := range args {
 			if f.s == "+o" && i+1 < len(args) && args[i+1].s == "history" {
 				a.hit(fr, ruleWipeHistory, "set +o history")
+			}
+			// History expansion rewrites a line after it was checked.
+			if f.s == "-o" && i+1 < len(args) && args[i+1].s == "histexpand" ||
+				len(f.s) > 1 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsRune(f.s, 'H') {
+				a.hit(fr, ruleShellInternals, "set "+joinDisp(args))
 			}
 		}
 		setPositional(sc, args)
@@ -181,8 +193,11 @@ func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
 			a.hit(fr, ruleEnvOverride, "hash "+joinDisp(args))
 		}
 	case "enable":
-		if hasOpt(args, "-f") {
+		if hasOpt(args, "-f") { // loads a shared object into the shell
 			a.hit(fr, ruleEnvOverride, "enable "+joinDisp(args))
+		} else if len(args) > 0 && !hasOpt(args, "-p") {
+			// Disabling builtins changes what later lines mean.
+			a.hit(fr, ruleShellInternals, "enable "+joinDisp(args))
 		}
 	case "vi", "vim", "nvim", "ex", "view", "gvim":
 		for i, f := range args {

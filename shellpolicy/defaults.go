@@ -31,6 +31,8 @@ const (
 	ruleRootShell      = "root-shell"
 	ruleRemoteShell    = "remote-shell"
 	ruleInteractive    = "interactive-shell"
+	ruleShellInternals = "shell-internals"
+	ruleTamper         = "bastion-tamper"
 	ruleEnvOverride    = "env-override"
 	ruleRmRoot         = "rm-root"
 	ruleRmSystem       = "rm-system-path"
@@ -63,7 +65,7 @@ const (
 var codeRules = []string{
 	ruleParseError, ruleDynamicCommand, ruleIndirect, ruleGlobCommand, ruleTooDeep, ruleTooComplex,
 	ruleRemoteCode, ruleDecoded, rulePipedScript, ruleOpaqueScript, ruleOneLiner,
-	ruleRootShell, ruleRemoteShell, ruleInteractive, ruleEnvOverride, ruleRmRoot, ruleRmSystem, ruleRmHome,
+	ruleRootShell, ruleRemoteShell, ruleInteractive, ruleShellInternals, ruleTamper, ruleEnvOverride, ruleRmRoot, ruleRmSystem, ruleRmHome,
 	ruleRmDatabase, ruleRmApp, ruleRmDynamic, ruleRmTemp, ruleOverwrite, ruleModify,
 	ruleBlockDevice, ruleFormatDisk, ruleChmodSystem, ruleChmodFile, ruleWipeHistory,
 	ruleWipeLogs, ruleForkBomb, ruleKillAll, ruleKillDynamic, ruleShutdown, ruleSQLOpaque,
