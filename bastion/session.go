@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 
@@ -308,5 +307,3 @@ func (sess *session) exit(code int) {
 	_ = sess.ch.CloseWrite()
 	_ = sess.ch.Close()
 }
-
-func remoteIP(a net.Addr) string { return hostOf(a) }
