@@ -137,11 +137,7 @@ func newAuditSearchCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		var err error
-		now := time.Now()
-		if f.Since, err = parseWhen("--since", since, now); err != nil {
-			return withCode(64, err)
-		}
-		if f.Until, err = parseWhen("--until", until, now); err != nil {
+		if f.Since, f.Until, err = parseWindow(since, until, time.Now()); err != nil {
 			return withCode(64, err)
 		}
 		evs, err := audit.Search(bastion.DataDir(*dir).AuditLog(), f)
@@ -218,6 +214,15 @@ func dashIfEmpty(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// parseWindow parses --since and --until together.
+func parseWindow(since, until string, now time.Time) (from, to time.Time, err error) {
+	if from, err = parseWhen("--since", since, now); err != nil {
+		return
+	}
+	to, err = parseWhen("--until", until, now)
+	return
 }
 
 // parseWhen parses a --since/--until value: empty (no bound), a duration

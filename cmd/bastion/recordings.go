@@ -49,11 +49,7 @@ RFC 3339 time. --decision deny lists the sessions with a denied command.
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		var err error
-		now := time.Now()
-		if f.Since, err = parseWhen("--since", since, now); err != nil {
-			return withCode(64, err)
-		}
-		if f.Until, err = parseWhen("--until", until, now); err != nil {
+		if f.Since, f.Until, err = parseWindow(since, until, time.Now()); err != nil {
 			return withCode(64, err)
 		}
 		list, err := recordings.List(bastion.DataDir(*dir).Recordings(), f)
