@@ -182,7 +182,16 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		defer recMu.Unlock()
 		return rec.Output([]byte(fmt.Sprintf(format, a...)))
 	}
-	logLine("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance)
+	// The first line proves the recording takes writes before any
+	// statement can run; it never serves a tunnel it cannot record.
+	if err := logLine("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance); err != nil {
+		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
+		rec.Close(ExitRecordingUnavailable)
+		conn.Close()
+		s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+			Detail: map[string]any{"exit": ExitRecordingUnavailable, "target": t.Name, "cause": errRecordingFailed.Error()}})
+		return
+	}
 	p := &pgproxy.Proxy{Target: t.Target, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
