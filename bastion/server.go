@@ -115,11 +115,11 @@ func (s *Server) init() {
 			},
 			ServerConfigCallback: func(gliderssh.Context) *ssh.ServerConfig {
 				cfg := &ssh.ServerConfig{}
-				// AES-GCM only among AEAD ciphers: OpenSSH clients prefer
-				// chacha20-poly1305, which x/crypto runs without assembly on
-				// amd64 (a third of exec's CPU); AES-GCM uses AES-NI. CTR with
-				// an encrypt-then-MAC stays for clients without GCM.
-				cfg.Ciphers = []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherAES128CTR, "aes256-ctr"}
+				// AES-GCM by default (config.SSH.Ciphers): OpenSSH clients
+				// prefer chacha20-poly1305, which x/crypto runs without
+				// assembly on amd64 (a third of exec's CPU), then aes128-ctr,
+				// whose HMAC costs another SHA-256 pass; AES-GCM uses AES-NI.
+				cfg.Ciphers = s.cfg.SSH.Ciphers
 				cfg.MACs = []string{ssh.HMACSHA256ETM, "hmac-sha2-512-etm@openssh.com"}
 				return cfg
 			},
@@ -136,6 +136,9 @@ func (s *Server) init() {
 func (s *Server) Serve(ln net.Listener) error {
 	if s.HostSigner == nil || s.Checker == nil || s.Audit == nil || s.RecordingsDir == "" {
 		return errors.New("bastion: server needs HostSigner, Checker, Audit and RecordingsDir")
+	}
+	if err := checkSQLTargets(s.Policy, s.Databases); err != nil {
+		return fmt.Errorf("bastion: %w", err)
 	}
 	s.init()
 	if s.initErr != nil {

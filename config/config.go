@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,7 +91,17 @@ type SSH struct {
 	// HostPrincipals are the names the host certificate is valid for;
 	// default localhost, 127.0.0.1, bastion.
 	HostPrincipals []string `yaml:"host_principals"`
+	// Ciphers are the SSH ciphers offered; default AES-GCM only. OpenSSH
+	// clients choose by their own order, which puts aes128-ctr before the
+	// GCM ciphers, so offering CTR makes every OpenSSH client pay for a
+	// separate HMAC. Add aes128-ctr (with an encrypt-then-MAC) for clients
+	// that lack GCM.
+	Ciphers []string `yaml:"ciphers"`
 }
+
+// SSHCiphers are the ciphers ssh.ciphers may name: AEAD ciphers with
+// AES-NI, and CTR for clients without them (with encrypt-then-MAC only).
+var SSHCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"}
 
 // HTTP configures the HTTP API (token exchange, approvals, recordings).
 type HTTP struct {
@@ -170,6 +181,9 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.SSH.Listen, "127.0.0.1:2222")
 	def(&c.HTTP.Listen, "127.0.0.1:8080")
+	if len(c.SSH.Ciphers) == 0 {
+		c.SSH.Ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
+	}
 	if len(c.SSH.HostPrincipals) == 0 {
 		c.SSH.HostPrincipals = []string{"localhost", "127.0.0.1", "bastion"}
 	}
@@ -203,6 +217,11 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
+	for _, name := range c.SSH.Ciphers {
+		if !slices.Contains(SSHCiphers, name) {
+			return fmt.Errorf("ssh: cipher %q is not one of %s", name, strings.Join(SSHCiphers, ", "))
+		}
+	}
 	if c.Certs.DefaultTTL <= 0 || c.Certs.MaxTTL <= 0 {
 		return errors.New("certs: ttls must be positive")
 	}

@@ -13,7 +13,8 @@ func TestDefaultFileParsesToDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SSH.Listen != "127.0.0.1:2222" || c.HTTP.Listen != "127.0.0.1:8080" || c.Certs.DefaultTTL != 15*time.Minute ||
-		c.Certs.MaxTTL != time.Hour || c.Exec.DefaultUser != "nobody" || c.Exec.Shell != "/bin/bash" {
+		c.Certs.MaxTTL != time.Hour || c.Exec.DefaultUser != "nobody" || c.Exec.Shell != "/bin/bash" ||
+		strings.Join(c.SSH.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -26,6 +27,7 @@ func TestParseErrors(t *testing.T) {
 		{"default above max", "certs:\n  default_ttl: 2h\n  max_ttl: 1h\n", "default_ttl 2h0m0s is above max_ttl"},
 		{"plain http off loopback", "http:\n  listen: 0.0.0.0:8080\n", "plain HTTP is only allowed on a loopback address"},
 		{"tls half configured", "http:\n  tls_cert: a.pem\n", "tls_cert and tls_key go together"},
+		{"unknown cipher", "ssh:\n  ciphers: [aes128-cbc]\n", `cipher "aes128-cbc" is not one of`},
 		{"empty user mapping", "exec:\n  users:\n    agent: \"\"\n", `principal "agent" maps to an empty user`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
