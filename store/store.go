@@ -52,6 +52,7 @@ var migrations = []string{
 	CREATE INDEX revocations_serial ON revocations(serial);
 	CREATE INDEX revocations_key_id ON revocations(key_id);`,
 	approvalsMigration, // 2: approval requests and session grants (approvals.go)
+	sessionsMigration,  // 3: sessions and their command index (sessions.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending
