@@ -58,7 +58,9 @@ func (p *Proc) Wait(in io.Reader, out io.Writer) error {
 	var outErr error
 	go func() {
 		defer wg.Done()
-		_, outErr = io.Copy(out, p.master)
+		br := newBatchReader(p.master)
+		defer br.Close()
+		_, outErr = io.CopyBuffer(out, br, make([]byte, batchChunk*batchQueue/4))
 	}()
 	go io.Copy(p.master, in)
 	err := p.cmd.Wait()

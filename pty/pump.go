@@ -33,7 +33,9 @@ func (s *session) outError() error {
 // Output before the first marker (rc files, bash's own start-up prompt) is
 // dropped.
 func (s *session) pump() {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, batchChunk*batchQueue/4)
+	master := newBatchReader(s.sh.master)
+	defer master.Close()
 	sc := newScanner(s.sh.nonce)
 	started := false
 	out := func(p []byte) {
@@ -57,7 +59,7 @@ func (s *session) pump() {
 		}
 	}
 	for {
-		n, err := s.sh.master.Read(buf)
+		n, err := master.Read(buf)
 		if n > 0 {
 			sc.scan(buf[:n], out, mark)
 		}

@@ -2,6 +2,7 @@ package recordings
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -77,6 +78,14 @@ func appendString(b, s []byte) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is pending, to be copied as is
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time: text output is mostly runs of
+		// printable ASCII between newlines.
+		for i+8 <= len(s) && plain8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
 			i++
@@ -118,6 +127,26 @@ func appendString(b, s []byte) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// plain8 reports whether all eight bytes of x (little endian) are printable
+// ASCII other than '"' and '\\', i.e. copied into a JSON string as is. Each
+// test is the exact "some byte is zero / below n" bit trick.
+func plain8(x uint64) bool {
+	below20 := (x - lo8*0x20) &^ x & hi8
+	high := x & hi8
+	del := zero8(x ^ lo8*0x7f)
+	quote := zero8(x ^ lo8*'"')
+	bslash := zero8(x ^ lo8*'\\')
+	return below20|high|del|quote|bslash == 0
+}
+
+// zero8 is nonzero iff some byte of x is zero.
+func zero8(x uint64) uint64 { return (x - lo8) &^ x & hi8 }
 
 // incompleteTail returns how many bytes at the end of p are the start of a
 // UTF-8 sequence that the next write may complete (0 to 3).

@@ -132,3 +132,19 @@ func BenchmarkWriterOutput(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriterOutputLog is exec output: 32 KiB reads of log text.
+func BenchmarkWriterOutputLog(b *testing.B) {
+	w, err := Create(b.TempDir(), header("bench"), Options{Signer: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close(0)
+	chunk := logText(32 << 10)
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if err := w.Output(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
