@@ -2,12 +2,15 @@
 # End-to-end figures, side by side with the reference in the same run:
 # bastion vs OpenSSH's sshd on this machine (connection + command round trip,
 # exec output throughput, PTY output throughput). Prints ratios.
-# Usage: scripts/bench.sh  (after `make build`); ROUNDS and SIZE_MB tune it.
+# Usage: scripts/bench.sh  (after `make build`); ROUNDS, SIZE_MB and
+# PGBENCH_TIME tune it; PARTS picks a subset of "ssh pg" (default both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-30}
 SIZE_MB=${SIZE_MB:-256}
 BIN=${BIN:-bin/bastion}
+PARTS=${PARTS:-ssh pg}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 work=$(mktemp -d /tmp/bastion-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
@@ -26,23 +29,27 @@ mkdir -p "$work/home" && chown "$user" "$work/home"
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; userdel "$user" 2>/dev/null || true; rm -rf "$work"; }
 
 # --- PostgreSQL on loopback with password auth (for the tunnel figures)
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-pgport=$(free_port)
-mkdir -p "$work/pg" && chown postgres "$work/pg"
-pgpass=$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-echo "$pgpass" > "$work/pgpass"; chown postgres "$work/pgpass"
-runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=scram-sha-256 --pwfile="$work/pgpass" >"$work/initdb.log" 2>&1
-runuser -u postgres -- "$pgbin/postgres" -D "$work/pg/data" -c listen_addresses=127.0.0.1 -c port="$pgport" \
-  -c unix_socket_directories="$work/pg" -c max_connections=50 >"$work/pg.log" 2>&1 &
-pids+=($!)
-export PGPASSWORD=$pgpass
-for _ in $(seq 200); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break; sleep 0.05; done
-"$pgbin/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$pgport" -U postgres postgres >/dev/null 2>&1
+if want pg; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  pgport=$(free_port)
+  mkdir -p "$work/pg" && chown postgres "$work/pg"
+  pgpass=$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+  echo "$pgpass" > "$work/pgpass"; chown postgres "$work/pgpass"
+  runuser -u postgres -- "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=scram-sha-256 --pwfile="$work/pgpass" >"$work/initdb.log" 2>&1
+  runuser -u postgres -- "$pgbin/postgres" -D "$work/pg/data" -c listen_addresses=127.0.0.1 -c port="$pgport" \
+    -c unix_socket_directories="$work/pg" -c max_connections=50 >"$work/pg.log" 2>&1 &
+  pids+=($!)
+  export PGPASSWORD=$pgpass
+  for _ in $(seq 200); do "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pgport" && break; sleep 0.05; done
+  "$pgbin/pgbench" -i -q -s 10 -h 127.0.0.1 -p "$pgport" -U postgres postgres >/dev/null 2>&1
+fi
 
 # --- bastion (dev mode: embedded issuer, demo agent logged in)
 "$BIN" init --data-dir "$work/bastion" >/dev/null
 printf 'exec:\n  default_user: %s\n  dir: %s\n' "$user" "$work/home" > "$work/bastion/bastion.yaml"
-"$BIN" dev --data-dir "$work/bastion" --db-target "benchdb=postgres://postgres:$pgpass@127.0.0.1:$pgport/postgres" --ssh-addr "127.0.0.1:$(free_port)" --http-addr "127.0.0.1:$(free_port)" >"$work/dev.log" 2>&1 &
+dbflag=()
+want pg && dbflag=(--db-target "benchdb=postgres://postgres:$pgpass@127.0.0.1:$pgport/postgres")
+"$BIN" dev --data-dir "$work/bastion" "${dbflag[@]}" --ssh-addr "127.0.0.1:$(free_port)" --http-addr "127.0.0.1:$(free_port)" >"$work/dev.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do [ -f "$work/bastion/client/ssh_config" ] && break; sleep 0.05; done
 [ -f "$work/bastion/client/ssh_config" ] || { cat "$work/dev.log"; echo "bastion dev did not start" >&2; exit 1; }
@@ -64,14 +71,15 @@ O=(ssh -p "$port" -i "$work/userkey" -o IdentitiesOnly=yes -o BatchMode=yes -o S
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# Round trip: connect, authenticate, run `true`, exit.
-rt() { local -n cmd=$1; for _ in $(seq "$ROUNDS"); do s=$(now); "${cmd[@]}" true; e=$(now); echo $(( (e-s)/1000 )); done | median; }
-"${B[@]}" true && "${O[@]}" true   # warm up
-b_rt=$(rt B); o_rt=$(rt O)
+if want ssh; then
+  # Round trip: connect, authenticate, run `true`, exit.
+  rt() { local -n cmd=$1; for _ in $(seq "$ROUNDS"); do s=$(now); "${cmd[@]}" true; e=$(now); echo $(( (e-s)/1000 )); done | median; }
+  "${B[@]}" true && "${O[@]}" true   # warm up
+  b_rt=$(rt B); o_rt=$(rt O)
 
-# Throughput: cat a text file through each.
-big="$work/big.txt"
-python3 - "$big" "$SIZE_MB" <<'PY'
+  # Throughput: cat a text file through each.
+  big="$work/big.txt"
+  python3 - "$big" "$SIZE_MB" <<'PY'
 import sys, random
 random.seed(1)
 words = "the quick brown fox jumps over lazy dog error warn info GET POST /api/v1/users 200 404 latency_ms=12 user=alice request_id".split()
@@ -82,29 +90,33 @@ with open(sys.argv[1], "wb") as f:
     while n > 0:
         f.write(blob[:n]); n -= len(blob)
 PY
-chmod 644 "$big"
-tp() { local -n cmd=$1; local extra=${2:-}; for _ in 1 2 3; do s=$(now); "${cmd[@]}" $extra "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
-b_tp=$(tp B); o_tp=$(tp O)
+  chmod 644 "$big"
+  tp() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]}" "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
+  b_tp=$(tp B); o_tp=$(tp O)
 
-# PTY: the same cat with a terminal on both sides.
-tpt() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
-b_pty=$(tpt B); o_pty=$(tpt O)
+  # PTY: the same cat with a terminal on both sides.
+  tpt() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
+  b_pty=$(tpt B); o_pty=$(tpt O)
 
-# Postgres: pgbench direct, through an OpenSSH -L tunnel (via the sshd above),
-# and through bastion's -L tunnel (policy, masking, recording on).
-PGT=${PGBENCH_TIME:-20}
-pgb() { "$pgbin/pgbench" -n -c 8 -j 2 -T "$PGT" "$@" -h 127.0.0.1 -U postgres postgres 2>/dev/null | awk '/^tps/ {print int($3)}'; }
-lo=$(free_port); lb=$(free_port)
-"${O[@]:0:${#O[@]}-1}" -N -L "127.0.0.1:$lo:127.0.0.1:$pgport" "${O[-1]}" & pids+=($!)
-"${B[@]:0:${#B[@]}-1}" -N -L "127.0.0.1:$lb:benchdb:5432" "${B[-1]}" & pids+=($!)
-for p in $lo $lb; do for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
-d_sel=$(pgb -S -p "$pgport"); o_sel=$(pgb -S -p "$lo"); b_sel=$(pgb -S -p "$lb")
-d_mix=$(pgb -p "$pgport"); o_mix=$(pgb -p "$lo"); b_mix=$(pgb -p "$lb")
+  printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
+  printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
+  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"
+  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")"
+fi
 
-printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
-printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
-printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"
-printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")"
-printf '\n%-44s %12s %12s %8s %12s\n' "pgbench -c 8 -j 2 -T $PGT (tps)" "bastion -L" "openssh -L" ratio direct
-printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "select-only (-S)" "$b_sel" "$o_sel" "$(awk "BEGIN{print $b_sel/$o_sel}")" "$d_sel"
-printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "default mix (TPC-B like)" "$b_mix" "$o_mix" "$(awk "BEGIN{print $b_mix/$o_mix}")" "$d_mix"
+if want pg; then
+  # Postgres: pgbench direct, through an OpenSSH -L tunnel (via the sshd
+  # above), and through bastion's -L tunnel (policy, masking, recording on).
+  PGT=${PGBENCH_TIME:-20}
+  pgb() { "$pgbin/pgbench" -n -c 8 -j 2 -T "$PGT" "$@" -h 127.0.0.1 -U postgres postgres 2>/dev/null | awk '/^tps/ {print int($3)}'; }
+  lo=$(free_port); lb=$(free_port)
+  "${O[@]:0:${#O[@]}-1}" -N -L "127.0.0.1:$lo:127.0.0.1:$pgport" "${O[-1]}" & pids+=($!)
+  "${B[@]:0:${#B[@]}-1}" -N -L "127.0.0.1:$lb:benchdb:5432" "${B[-1]}" & pids+=($!)
+  for p in $lo $lb; do for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
+  d_sel=$(pgb -S -p "$pgport"); o_sel=$(pgb -S -p "$lo"); b_sel=$(pgb -S -p "$lb")
+  d_mix=$(pgb -p "$pgport"); o_mix=$(pgb -p "$lo"); b_mix=$(pgb -p "$lb")
+
+  printf '\n%-44s %12s %12s %8s %12s\n' "pgbench -c 8 -j 2 -T $PGT (tps)" "bastion -L" "openssh -L" ratio direct
+  printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "select-only (-S)" "$b_sel" "$o_sel" "$(awk "BEGIN{print $b_sel/$o_sel}")" "$d_sel"
+  printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "default mix (TPC-B like)" "$b_mix" "$o_mix" "$(awk "BEGIN{print $b_mix/$o_mix}")" "$d_mix"
+fi
