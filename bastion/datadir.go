@@ -164,8 +164,12 @@ func (e *Env) Checker() *certs.Checker {
 	}
 }
 
-// SSHServer returns an SSH server wired to this environment.
+// SSHServer returns an SSH server wired to this environment. A policy
+// with SQL rules for a database target that e.Databases lacks is an error.
 func (e *Env) SSHServer(logger *slog.Logger) (*Server, error) {
+	if err := checkSQLTargets(e.Policy, e.Databases); err != nil {
+		return nil, err
+	}
 	return &Server{
 		Config: e.Config, HostSigner: e.CAs.HostKey, Approvals: e.Approvals, Databases: e.Databases, Checker: e.Checker(), Policy: e.Policy,
 		Audit: e.Audit, RecordingsDir: e.Dir.Recordings(), RecordingKey: e.RecordingKey, Logger: logger,

@@ -19,6 +19,7 @@ import (
 	"github.com/bastion-dev/bastion/pgproxy"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recordings"
+	"github.com/bastion-dev/bastion/shellpolicy"
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
 )
@@ -70,6 +71,20 @@ func ResolveDatabases(dbs []config.Database) (map[string]DBTarget, error) {
 		out[d.Name] = t
 	}
 	return out, nil
+}
+
+// checkSQLTargets refuses a policy whose sql.targets names a database
+// target that is not configured: the operator believes those rules apply,
+// and they would apply nowhere (a typo, a renamed target). Fail closed.
+func checkSQLTargets(pol *shellpolicy.Policy, dbs map[string]DBTarget) error {
+	names := make([]string, 0, len(dbs))
+	for name := range dbs {
+		names = append(names, name)
+	}
+	if err := pol.CheckSQLTargets(names); err != nil {
+		return fmt.Errorf("policy: sql rules for an unknown database target:\n%w", err)
+	}
+	return nil
 }
 
 // directTCPIP handles `ssh -L` (RFC 4254 7.2). Only a destination that names
@@ -192,7 +207,10 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			Detail: map[string]any{"exit": ExitRecordingUnavailable, "target": t.Name, "cause": errRecordingFailed.Error()}})
 		return
 	}
-	p := &pgproxy.Proxy{Target: t.Target, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
+	// The target's own SQL rules (sql.targets.<name> in the policy file)
+	// over the rules for every target, compiled once when the policy loaded.
+	classifier := s.Policy.SQLClassifier(t.Name)
+	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
 				// The waiting line (first line of msg) becomes a NoticeResponse.

@@ -435,7 +435,7 @@ func (a *analyzer) classify(env *cmdEnv, n, text string) {
 	if n != "psql" && strings.Contains(text, "`") && !strings.ContainsAny(text, `"'`) {
 		text = strings.ReplaceAll(text, "`", `"`)
 	}
-	res := classifySQL(text)
+	res := a.p.SQLClassifier("").Classify(text).Result
 	if n != "psql" && res.Rule == ruleSQLParseError {
 		a.hit(env.fr, ruleSQLOpaque, "SQL in a dialect bastion cannot parse: "+shorten(text))
 		return
@@ -452,7 +452,7 @@ func (a *analyzer) partialSQL(env *cmdEnv, n string, f field) {
 	if n == "psql" && strings.HasPrefix(strings.TrimSpace(text), `\`) {
 		return
 	}
-	if res := classifySQL(text); res.Decision == policy.Deny && res.Rule != ruleSQLParseError {
+	if res := a.p.SQLClassifier("").Classify(text).Result; res.Decision == policy.Deny && res.Rule != ruleSQLParseError {
 		env.fr.hits = append(env.fr.hits, hit{res: &res})
 	}
 }

@@ -78,3 +78,41 @@ rules:
 	// pnpm publish: deny [rule no-npm-publish]
 	// bad.yaml:4:15: unknown decision "never" (want allow, approve or deny)
 }
+
+func ExamplePolicy_SQLClassifier() {
+	file := []byte(`version: 1
+sql:
+  rules:                    # every database target, and psql -c in shell commands
+    - id: sql-truncate      # a built-in SQL rule, loosened for scratch tables
+      tables: [tmp_*]
+      decision: allow
+  targets:
+    prod:                   # a database target of bastion.yaml
+      rules:
+        - id: no-secrets    # a new rule, for prod only
+          tables: [secrets]
+          decision: deny
+          message: secrets stay in prod
+`)
+	p, err := shellpolicy.Parse(file, "policy.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, c := range []struct{ target, sql string }{
+		{"", "TRUNCATE tmp_import"},
+		{"prod", "TRUNCATE tmp_import"},
+		{"", "SELECT * FROM secrets"},
+		{"prod", "SELECT * FROM secrets"},
+	} {
+		out := p.SQLClassifier(c.target).Classify(c.sql)
+		fmt.Printf("%-5s %-22s %s [rule %s]\n", c.target, c.sql, out.Decision, out.Rule)
+	}
+	fmt.Println(p.CheckSQLTargets([]string{"staging"}))
+	// Output:
+	//       TRUNCATE tmp_import    allow [rule sql-truncate]
+	// prod  TRUNCATE tmp_import    allow [rule sql-truncate]
+	//       SELECT * FROM secrets  allow [rule sql-read]
+	// prod  SELECT * FROM secrets  deny [rule no-secrets]
+	// policy.yaml:8:5: sql target "prod" is not a configured database target (configured: staging)
+}

@@ -2,14 +2,12 @@ package shellpolicy
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
@@ -62,7 +60,13 @@ type fileParser struct {
 }
 
 func (fp *fileParser) errorf(n ast.Node, format string, args ...any) {
-	line, col := 1, 1
+	line, col := fp.position(n)
+	fp.errs = append(fp.errs, &ParseError{File: fp.name, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
+}
+
+// position is where n starts, 1:1 when unknown.
+func (fp *fileParser) position(n ast.Node) (line, col int) {
+	line, col = 1, 1
 	// a block mapping's token is its first ':'; point at its first key
 	switch m := n.(type) {
 	case *ast.MappingValueNode:
@@ -77,14 +81,14 @@ func (fp *fileParser) errorf(n ast.Node, format string, args ...any) {
 			line, col = tk.Position.Line, tk.Position.Column
 		}
 	}
-	fp.errs = append(fp.errs, &ParseError{File: fp.name, Line: line, Col: col, Msg: fmt.Sprintf(format, args...)})
+	return line, col
 }
 
 // compile reads a policy file and merges it over base (nil for the built-in
 // policy itself).
 func compile(base *Policy, data []byte, name string) (*Policy, error) {
 	fp := &fileParser{name: name}
-	rules := fp.read(data) // rules with errors are left out, so the rest is checked too
+	rules, sql := fp.read(data) // rules with errors are left out, so the rest is checked too
 	p := &Policy{rules: make(map[string]*rule)}
 	if base != nil {
 		for id, r := range base.rules {
@@ -102,6 +106,7 @@ func compile(base *Policy, data []byte, name string) (*Policy, error) {
 			}
 		}
 	}
+	fp.compileSQL(p, sql)
 	if len(fp.errs) > 0 {
 		slices.SortStableFunc(fp.errs, func(a, b *ParseError) int {
 			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
@@ -208,18 +213,12 @@ func (p *Policy) index() {
 	}
 }
 
-// read parses the YAML and the rules in it.
-func (fp *fileParser) read(data []byte) []*fileRule {
+// read parses the YAML, the shell rules and the sql: section in it.
+func (fp *fileParser) read(data []byte) ([]*fileRule, *fileSQL) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		var ye yaml.Error
-		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-			pos := ye.GetToken().Position
-			fp.errs = append(fp.errs, &ParseError{File: fp.name, Line: pos.Line, Col: pos.Column, Msg: ye.GetMessage()})
-		} else {
-			fp.errorf(nil, "%v", err)
-		}
-		return nil
+		fp.yamlError(nil, err)
+		return nil, nil
 	}
 	var body ast.Node
 	for _, d := range f.Docs {
@@ -228,15 +227,16 @@ func (fp *fileParser) read(data []byte) []*fileRule {
 		}
 		if body != nil {
 			fp.errorf(d.Body, "a policy file holds one YAML document")
-			return nil
+			return nil, nil
 		}
 		body = d.Body
 	}
 	if body == nil {
 		fp.errorf(nil, "empty policy file: want version: 1 and rules")
-		return nil
+		return nil, nil
 	}
 	var rules []*fileRule
+	var sql *fileSQL
 	version := false
 	fp.mapping(body, "the policy file", func(key string, k, v ast.Node) {
 		switch key {
@@ -251,14 +251,16 @@ func (fp *fileParser) read(data []byte) []*fileRule {
 					rules = append(rules, r)
 				}
 			})
+		case "sql":
+			sql = fp.sqlSection(v)
 		default:
-			fp.errorf(k, "unknown field %q (want version or rules)", key)
+			fp.errorf(k, "unknown field %q (want version, rules or sql)", key)
 		}
 	})
 	if !version && len(fp.errs) == 0 {
 		fp.errorf(body, "missing version: 1")
 	}
-	return rules
+	return rules, sql
 }
 
 func (fp *fileParser) rule(n ast.Node) *fileRule {

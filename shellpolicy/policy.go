@@ -24,14 +24,16 @@ import (
 	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
 )
 
-// classifySQL classifies SQL found inside shell commands (psql -c, here-docs)
-// and SQL given to DecideSQL.
-var classifySQL func(sql string) policy.Result = sqlpolicy.Classify
-
 // Input says who runs a command; rules may be scoped to principals or roles.
 type Input struct {
 	Principal string
 	Role      string
+	// Target is the database target SQL given to DecideSQL goes to, for
+	// its rules in the policy file's sql.targets; "" means the rules for
+	// every target. Decide does not use it: SQL in shell commands is
+	// judged with the rules for every target, and again by the target's
+	// own rules when it reaches bastion's database proxy.
+	Target string
 }
 
 // Finding is one simple command found in a command line, with the result of
@@ -56,13 +58,18 @@ type Policy struct {
 	byName  map[string][]*rule // rules with a match, by literal command name
 	anyName []*rule            // rules with a match on any or a pattern command name
 	summary Summary
+
+	sql    *sqlpolicy.Classifier // sql.rules over the built-in SQL policy; nil: the built-in one
+	sqlFor map[string]*targetSQL // sql.targets by name
 }
 
 // Summary counts the rules of a policy, for `bastion policy lint`.
 type Summary struct {
-	Rules     int // rules in effect: built-in and from the file
-	FileRules int // rules the policy file defines or overrides
-	Overrides int // of those, the ones that override a built-in rule
+	Rules      int // rules in effect: built-in and from the file
+	FileRules  int // rules the policy file defines or overrides
+	Overrides  int // of those, the ones that override a built-in rule
+	SQLRules   int // SQL rules for every database target (sql.rules)
+	SQLTargets int // database targets with SQL rules of their own (sql.targets)
 }
 
 // Summary counts p's rules.
@@ -157,11 +164,10 @@ func (p *Policy) Decide(cmd string, in Input) Outcome {
 	return a.outcome()
 }
 
-// DecideSQL checks an SQL string with the SQL classifier. Policy-file rules
-// for SQL are not supported yet, so the policy and input do not change the
-// result.
+// DecideSQL checks an SQL string with the SQL policy of in.Target (see
+// SQLClassifier); principals and roles do not scope SQL rules.
 func (p *Policy) DecideSQL(sql string, in Input) Outcome {
-	out := sqlpolicy.Default().Classify(sql)
+	out := p.SQLClassifier(in.Target).Classify(sql)
 	res := out.Result
 	res.Reason = oneLine(res.Reason)
 	if len(out.Statements) == 0 {

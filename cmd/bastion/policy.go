@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/bastion-dev/bastion/config"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/shellpolicy"
 	"github.com/spf13/cobra"
@@ -76,6 +77,7 @@ func (pf *policyFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&pf.file, "policy", "", "policy file applied over the built-in policy (default: built-in only)")
 	c.Flags().StringVar(&pf.in.Principal, "principal", "", "principal the command runs as, for rules scoped by principal")
 	c.Flags().StringVar(&pf.in.Role, "role", "", "role of the agent, for rules scoped by role")
+	c.Flags().StringVar(&pf.in.Target, "target", "", "database target the SQL goes to, for the policy's sql.targets rules (default: the sql rules for every target)")
 }
 
 // load returns the policy: the built-in one, or --policy over it.
@@ -130,7 +132,7 @@ func newPolicyCheckCmd() *cobra.Command {
 		jsonLine bool
 	)
 	c := &cobra.Command{
-		Use:   "check (-c 'COMMAND' | --sql 'SQL' | --jsonl) [--policy FILE] [--principal P] [--role R] [--json]",
+		Use:   "check (-c 'COMMAND' | --sql 'SQL' | --jsonl) [--policy FILE] [--principal P] [--role R] [--target T] [--json]",
 		Short: "Decide a command line or SQL statement, or a stream of them as JSON lines",
 		Long: `Decide a shell command line (-c) or an SQL string (--sql) and print
 
@@ -145,19 +147,29 @@ exactly one JSON object per input line, in order: the input object with all
 its fields and values kept as written, plus "decision" (allow, approve or
 deny), "rule" and "reason" (replacing fields of those names). A line with
 both "cmd" and "sql" gets the stricter of the two decisions. A line that is
-not a JSON object, has neither field, has cmd or sql twice (JSON readers
-disagree on which one counts), or whose cmd/sql is not a string gets an
-"error" field instead (with the input fields when it was an object); a
+not a JSON object, has neither field, has cmd, sql or target twice (JSON
+readers disagree on which one counts), or whose cmd, sql or target is not a
+string gets an "error" field instead (with the input fields when it was an object); a
 blank line gives {"error":"empty line"}. The run goes on after such lines
 and exits 0 once standard input ends (1 if reading or writing fails).
 Lines may be up to 64 MiB long. Output is flushed whenever no more input
 is waiting, so a program may send one line and read its answer.
 
+SQL is judged with the policy file's SQL rules: sql.rules for every
+database target, and over them sql.targets.<name>.rules for the target
+named by --target or, with --jsonl, by a line's optional "target" field (a
+string; it replaces --target for that line and is kept in the output like
+any other field; a target without rules of its own gets sql.rules). SQL
+inside a shell command (psql -c, here-documents) is judged with sql.rules
+alone, as bastion's shell does; the target's rules apply again when the
+statement reaches the database proxy.
+
 ` + exitCodesHelp,
 		Example: `  bastion policy check -c 'rm -rf /tmp/build'
   bastion policy check --json -c 'kubectl delete pod web-1'
   bastion policy check --sql 'DROP TABLE users'
-  printf '%s\n' '{"id":1,"cmd":"ls"}' '{"id":2,"sql":"TRUNCATE t"}' | bastion policy check --jsonl`,
+  bastion policy check --policy policy.yaml --target prod --sql 'TRUNCATE tmp_import'
+  printf '%s\n' '{"id":1,"cmd":"ls"}' '{"id":2,"sql":"TRUNCATE t","target":"prod"}' | bastion policy check --jsonl`,
 		Args: noArgs,
 	}
 	pf.add(c)
@@ -305,7 +317,7 @@ func decideLine(p *shellpolicy.Policy, who shellpolicy.Input, line []byte) []byt
 	if !ok {
 		return errorObject(nil, "not a JSON object")
 	}
-	var cmd, sql *string
+	var cmd, sql, target *string
 	for _, m := range members {
 		var dst **string
 		switch m.key {
@@ -313,6 +325,8 @@ func decideLine(p *shellpolicy.Policy, who shellpolicy.Input, line []byte) []byt
 			dst = &cmd
 		case "sql":
 			dst = &sql
+		case "target":
+			dst = &target
 		default:
 			continue
 		}
@@ -326,6 +340,9 @@ func decideLine(p *shellpolicy.Policy, who shellpolicy.Input, line []byte) []byt
 			return errorObject(members, fmt.Sprintf("%q is given twice", m.key))
 		}
 		*dst = &s
+	}
+	if target != nil {
+		who.Target = *target
 	}
 	var res policy.Result
 	switch {
@@ -506,48 +523,90 @@ want to change into your own file (a rule is overridden by its id).`,
 }
 
 func newPolicyLintCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "lint FILE",
+	var configPath string
+	c := &cobra.Command{
+		Use:   "lint FILE [--config bastion.yaml]",
 		Short: "Check a policy file",
 		Long: `Check a policy file ("-" reads standard input). When it is valid, print a
-one-line summary and exit 0; otherwise print each error as
-file:line:col: message and exit 2. A file that cannot be read exits 64.`,
+one-line summary (and one for its sql: section, if any) and exit 0;
+otherwise print each error as file:line:col: message and exit 2. A file
+that cannot be read exits 64.
+
+The sql: section holds SQL rules: sql.rules for every database target (and
+for SQL in shell commands), sql.targets.<name>.rules for one target. With
+--config, each sql.targets name must be a database target of that
+configuration (databases:); one that is not is an error, as it is for
+bastion serve, since its rules would apply nowhere. Without --config the
+names are not checked and a warning says so on standard error.`,
+		Example: `  bastion policy lint policy.yaml
+  bastion policy lint --config /etc/bastion/bastion.yaml policy.yaml`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError("lint takes one policy file, got %d arguments", len(args))
 			}
 			return nil
 		},
-		RunE: func(c *cobra.Command, args []string) error {
-			name := args[0]
-			var data []byte
-			var err error
-			if name == "-" {
-				name = "<stdin>"
-				data, err = io.ReadAll(c.InOrStdin())
-			} else {
-				data, err = os.ReadFile(name)
-			}
-			if err != nil {
-				return withCode(exitUsage, fmt.Errorf("lint: %w", err))
-			}
-			p, err := shellpolicy.Parse(data, name)
-			out := c.OutOrStdout()
-			var perrs shellpolicy.ParseErrors
-			switch {
-			case errors.As(err, &perrs):
-				for _, e := range perrs {
-					fmt.Fprintln(out, e)
-				}
-				return withCode(exitDeny, nil)
-			case err != nil:
-				fmt.Fprintln(out, err)
-				return withCode(exitDeny, nil)
-			}
-			s := p.Summary()
-			fmt.Fprintf(out, "%s: ok: %d rules in the file (%d override built-in rules), %d rules in effect\n",
-				name, s.FileRules, s.Overrides, s.Rules)
-			return nil
-		},
 	}
+	c.Flags().StringVar(&configPath, "config", "", "bastion.yaml whose databases the policy's sql.targets must name")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		name := args[0]
+		var data []byte
+		var err error
+		if name == "-" {
+			name = "<stdin>"
+			data, err = io.ReadAll(c.InOrStdin())
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("lint: %w", err))
+		}
+		var databases []string
+		if configPath != "" {
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return withCode(exitUsage, fmt.Errorf("lint: --config: %w", err))
+			}
+			for _, d := range cfg.Databases {
+				databases = append(databases, d.Name)
+			}
+		}
+		p, err := shellpolicy.Parse(data, name)
+		if err == nil && configPath != "" {
+			err = p.CheckSQLTargets(databases)
+		}
+		out := c.OutOrStdout()
+		var perrs shellpolicy.ParseErrors
+		switch {
+		case errors.As(err, &perrs):
+			for _, e := range perrs {
+				fmt.Fprintln(out, e)
+			}
+			return withCode(exitDeny, nil)
+		case err != nil:
+			fmt.Fprintln(out, err)
+			return withCode(exitDeny, nil)
+		}
+		s := p.Summary()
+		fmt.Fprintf(out, "%s: ok: %d rules in the file (%d override built-in rules), %d rules in effect\n",
+			name, s.FileRules, s.Overrides, s.Rules)
+		if targets := p.SQLTargets(); s.SQLRules > 0 || len(targets) > 0 {
+			fmt.Fprintf(out, "%s: sql: %d rules for every database target, %d targets with rules of their own%s\n",
+				name, s.SQLRules, len(targets), listSuffix(targets))
+			if len(targets) > 0 && configPath == "" {
+				fmt.Fprintf(c.ErrOrStderr(), "%s: warning: sql.targets names (%s) are not checked against the configured databases; pass --config to check them (bastion serve refuses unknown names)\n",
+					name, strings.Join(targets, ", "))
+			}
+		}
+		return nil
+	}
+	return c
+}
+
+// listSuffix is " (a, b)", or "" for no names.
+func listSuffix(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }

@@ -102,6 +102,21 @@ func ParseRules(data []byte) ([]Rule, error) {
 	return rules, nil
 }
 
+// RuleError is a rule that New rejects. Index is its position in the list
+// given to New (from 0), so that a caller that read the rules from a file
+// can point at the rule; the message counts from 1.
+type RuleError struct {
+	Index int
+	ID    string
+	Err   error
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("sql rule %d (%q): %v", e.Index+1, e.ID, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
 // builtin is the default SQL policy. Rule order is documentation order.
 var builtin = []Rule{
 	// deny
@@ -196,7 +211,7 @@ func compile(user []Rule) (*ruleset, error) {
 	var errs []error
 	for i, r := range user {
 		if err := rs.add(r, seen); err != nil {
-			errs = append(errs, fmt.Errorf("sql rule %d (%q): %w", i+1, r.ID, err))
+			errs = append(errs, &RuleError{Index: i, ID: r.ID, Err: err})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

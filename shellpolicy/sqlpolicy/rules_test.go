@@ -1,6 +1,7 @@
 package sqlpolicy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -100,6 +101,19 @@ func TestNewErrors(t *testing.T) {
 	_, err := New([]Rule{{ID: "a", Decision: policy.Deny}, {ID: "ok", Kinds: []string{"LOCK"}, Decision: policy.Deny}, {ID: "B"}})
 	if err == nil || !strings.Contains(err.Error(), `sql rule 1 ("a")`) || !strings.Contains(err.Error(), `sql rule 3 ("B")`) {
 		t.Errorf("err = %v, want rules 1 and 3 named", err)
+	}
+	// ... as one *RuleError each, so that a policy file can point at them.
+	var got []int
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			var re *RuleError
+			if errors.As(e, &re) {
+				got = append(got, re.Index)
+			}
+		}
+	}
+	if diff := cmp.Diff([]int{0, 2}, got); diff != "" {
+		t.Errorf("RuleError indexes (-want +got):\n%s", diff)
 	}
 }
 

@@ -86,7 +86,8 @@ var defaultClassifier = &Classifier{rules: defaultRules}
 func Default() *Classifier { return defaultClassifier }
 
 // New returns a classifier for the built-in rules overridden and extended
-// by rules (see Rule). An error names each bad rule by position and id.
+// by rules (see Rule). An error names each bad rule by position and id:
+// it joins one *RuleError per bad rule, in list order.
 func New(rules []Rule) (*Classifier, error) {
 	rs, err := compile(rules)
 	if err != nil {
