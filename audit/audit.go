@@ -29,6 +29,10 @@ const (
 	CARotated      = "ca.rotated"
 	ServerStart    = "server.start"
 	ServerStop     = "server.stop"
+	// StoreFailed: a session or command could not be written to the store's
+	// session index; the command it concerns did not run, or the session
+	// ended.
+	StoreFailed = "store.failed"
 	// LogRecovered is written by the Log itself when it finds a torn last
 	// line (a crash or a full disk in the middle of a write). Its detail
 	// names the torn bytes (torn_bytes, torn_sha256) so Verify can tell a

@@ -27,6 +27,9 @@ type ServeOptions struct {
 	OperatorToken string
 	// Ready is called once both listeners accept connections.
 	Ready func(sshAddr, httpAddr string)
+	// Sessions receives the mirror of sessions and their command index;
+	// nil means the environment's store.
+	Sessions SessionStore
 }
 
 // Serve runs the SSH server on sshLn and the HTTP API on httpLn until ctx
@@ -84,6 +87,10 @@ func Serve(ctx context.Context, env *Env, sshLn, httpLn net.Listener, o ServeOpt
 	srv, err := env.SSHServer(log)
 	if err != nil {
 		return err
+	}
+	srv.Sessions = o.Sessions
+	if srv.Sessions == nil {
+		srv.Sessions = env.Store
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(sshLn) }()

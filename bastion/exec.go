@@ -79,7 +79,7 @@ func (sess *session) runExec() int {
 func (sess *session) finish(code int, flushErr error, start time.Time) int {
 	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "%sbastion: session ended: %v%s", sess.nl(), cause, sess.nl())
-		if errors.Is(cause, errRecordingFailed) {
+		if errors.Is(cause, errRecordingFailed) || errors.Is(cause, errStoreFailed) {
 			code = ExitRecordingUnavailable
 		}
 	} else if flushErr != nil {
@@ -89,11 +89,13 @@ func (sess *session) finish(code int, flushErr error, start time.Time) int {
 	return code
 }
 
-// endCommand records the exit of the current command.
+// endCommand records the exit of the current command: in the recording,
+// the store's session index and the audit log.
 func (sess *session) endCommand(code int, d time.Duration) {
 	if err := sess.rec.CommandEnd(sess.cmdRef, code); err != nil {
 		sess.cancel(errRecordingFailed)
 	}
+	sess.indexCommandEnd(sess.cmdRef, code)
 	sess.srv.audit(audit.Event{Type: audit.CommandExit, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
 		Detail: map[string]any{"exit": code, "duration_ms": d.Milliseconds()}})
 }

@@ -3,6 +3,7 @@ package bastion
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -78,12 +79,17 @@ func recorded(next handler) handler {
 		if p != nil {
 			h.Width, h.Height, h.Env["TERM"] = p.win.cols, p.win.rows, p.term
 		}
+		sess.recStart = s.Clock()
 		rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
 		if err != nil {
 			s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
 			return sess.refuseRecording()
 		}
 		sess.rec = rec
+		if err := sess.indexStart(h, sess.recStart); err != nil {
+			rec.Close(ExitRecordingUnavailable)
+			return sess.refuseUnrecorded(errStoreFailed)
+		}
 		detail := map[string]any{"kind": sess.kind, "principal": sess.ident.Principal, "serial": fmt.Sprint(sess.ident.Serial)}
 		if sess.kind == "exec" {
 			detail["command"] = s.Masker.String(sess.command)
@@ -93,12 +99,14 @@ func recorded(next handler) handler {
 		}
 		if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: detail}); err != nil {
 			rec.Close(ExitRecordingUnavailable)
+			sess.indexEnd(ExitRecordingUnavailable)
 			return sess.refuseRecording()
 		}
 		code := next(sess)
 		if err := rec.Close(code); err != nil {
 			s.Logger.Error("closing recording", "session", sess.id, "err", err)
 		}
+		sess.indexEnd(code)
 		cause := context.Cause(sess.ctx)
 		end := map[string]any{"exit": code}
 		if cause != nil {
@@ -115,13 +123,32 @@ func (sess *session) refuseRecording() int {
 	return ExitRecordingUnavailable
 }
 
+// refuseUnrecorded refuses a session or command that could not be
+// recorded (decide's error): errStoreFailed when the store's session index
+// failed, anything else when the recording or the audit log did.
+func (sess *session) refuseUnrecorded(err error) int {
+	if !errors.Is(err, errStoreFailed) {
+		return sess.refuseRecording()
+	}
+	io.WriteString(sess.ch.Stderr(), sess.storeRefusalText())
+	return ExitRecordingUnavailable
+}
+
+// storeRefusalText is the refusal of a session or command that the
+// store's session index could not record. It is a recording refusal (same
+// key, rule and exit code) whose reason names the store.
+func (sess *session) storeRefusalText() string {
+	return sess.refusalText("recording-unavailable", "the session store could not record it, so nothing ran",
+		"retry later; tell the bastion operator if it persists", policy.Result{Rule: "recording"})
+}
+
 // checked decides the exec command with the shell policy. The decision is
 // recorded and audited before anything runs; a denial runs nothing.
 func checked(next handler) handler {
 	return func(sess *session) int {
-		res, ok := sess.decide(sess.command)
-		if !ok {
-			return sess.refuseRecording()
+		res, err := sess.decide(sess.command)
+		if err != nil {
+			return sess.refuseUnrecorded(err)
 		}
 		switch res.Decision {
 		case policy.Deny:
@@ -151,10 +178,15 @@ func approved(next handler) handler {
 }
 
 // decide runs the policy on input and durably records the decision (a
-// recording marker and an audit event) before returning. ok is false when
+// recording marker, a row in the store's session index and an audit event)
+// before returning. An error (errRecordingFailed or errStoreFailed) means
 // the decision could not be recorded: the caller must not run anything.
-func (sess *session) decide(input string) (res policy.Result, ok bool) {
+func (sess *session) decide(input string) (res policy.Result, err error) {
 	s := sess.srv
+	if sess.storeBroken() {
+		// An earlier write to the index failed, and the session is ending.
+		return res, errStoreFailed
+	}
 	out := s.Policy.Decide(input, shellpolicy.Input{Principal: sess.ident.Principal, Role: sess.ident.Provenance.Role})
 	res = out.Result
 	masked := s.Masker.String(input)
@@ -162,14 +194,23 @@ func (sess *session) decide(input string) (res policy.Result, ok bool) {
 	ref, err := sess.rec.Command(masked, res.Decision.String(), res.Rule)
 	if err != nil {
 		sess.cancel(errRecordingFailed)
-		return res, false
+		return res, errRecordingFailed
 	}
 	sess.cmdRef = ref
+	if err := sess.indexCommand(ref); err != nil {
+		// The recording shows the command refused, as the agent sees it.
+		if err := sess.rec.CommandEnd(ref, ExitRecordingUnavailable); err != nil {
+			sess.cancel(errRecordingFailed)
+			return res, errRecordingFailed
+		}
+		sess.cancel(errStoreFailed)
+		return res, errStoreFailed
+	}
 	if err := s.audit(audit.Event{Type: audit.Command, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
 		Decision: res.Decision.String(), Rule: res.Rule, Detail: map[string]any{"command": masked, "reason": res.Reason}}); err != nil {
-		return res, false
+		return res, errRecordingFailed
 	}
-	return res, true
+	return res, nil
 }
 
 // refusal writes to stderr the two lines every refusal shows the agent.

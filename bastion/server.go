@@ -44,6 +44,10 @@ type Server struct {
 	RecordingsDir string
 	// RecordingKey signs each recording's seal; nil leaves seals unsigned.
 	RecordingKey crypto.Signer
+	// Sessions mirrors each session and its command index, for search; nil
+	// keeps them in the recordings only. A command runs only once its row
+	// is written: a failing store refuses it (ExitRecordingUnavailable).
+	Sessions SessionStore
 	// Approvals holds commands the policy sends for approval; nil refuses
 	// them with ExitApprovalRequired.
 	Approvals *approvals.Service

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/certs"
@@ -47,13 +48,17 @@ type session struct {
 	started bool              // guarded by mu: exec/shell accepted
 	resize  func(window)      // guarded by mu: set while a shell runs
 	signal  func(ssh.Signal)  // guarded by mu: set while an exec runs
+	// storeErr is the first failed write to the session index; no command
+	// is decided after it.
+	storeErr error // guarded by mu
 
-	kind    string // "exec" or "shell"
-	command string // the exec command
-	rec     *recordings.Writer
-	pending policy.Result         // the approve decision awaiting a human
-	cmdRef  recordings.CommandRef // the current command's recording entry
-	masked  string                // the current command, masked, as recorded
+	kind     string // "exec" or "shell"
+	command  string // the exec command
+	rec      *recordings.Writer
+	recStart time.Time             // when the recording started, by the server's clock
+	pending  policy.Result         // the approve decision awaiting a human
+	cmdRef   recordings.CommandRef // the current command's recording entry
+	masked   string                // the current command, masked, as recorded
 	// shellOut is the shell's masked, recorded output (set by runShell).
 	shellOut io.Writer
 }

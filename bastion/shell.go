@@ -2,6 +2,7 @@ package bastion
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -72,7 +73,7 @@ func (sess *session) runShell() int {
 	sess.mu.Unlock()
 	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "\r\nbastion: session ended: %v\r\n", cause)
-		if cause == errRecordingFailed {
+		if cause == errRecordingFailed || cause == errStoreFailed {
 			return ExitRecordingUnavailable
 		}
 	}
@@ -86,8 +87,11 @@ func (sess *session) runShell() int {
 // checkLine is the line front's check: the same decision, recording and
 // audit as an exec command.
 func (sess *session) checkLine(ctx context.Context, input string) pty.Verdict {
-	res, ok := sess.decide(input)
-	if !ok {
+	res, err := sess.decide(input)
+	if errors.Is(err, errStoreFailed) {
+		return pty.Verdict{Message: sess.storeRefusalText()}
+	}
+	if err != nil {
 		return pty.Verdict{Message: sess.refusalText("recording-unavailable", "the command could not be recorded, so it did not run", "retry later", policy.Result{Rule: "recording"})}
 	}
 	switch res.Decision {

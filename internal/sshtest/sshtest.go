@@ -43,6 +43,10 @@ type Bastion struct {
 type Options struct {
 	// Configure may change the environment (config, policy) before serving.
 	Configure func(env *bastion.Env)
+	// Sessions, if set, returns the store the SSH server mirrors sessions
+	// into (a wrapper of env.Store that fails on cue, say); nil means
+	// env.Store.
+	Sessions func(env *bastion.Env) bastion.SessionStore
 }
 
 // Start initialises a data directory in t.TempDir and serves bastion on
@@ -82,9 +86,11 @@ func Start(t testing.TB, o Options) *Bastion {
 	b := &Bastion{T: t, Dir: dir, Env: env, Issuer: iss, SSHAddr: sshLn.Addr().String(), HTTPURL: "http://" + httpLn.Addr().String(),
 		LogBuf: logs, cancel: cancel, done: make(chan error, 1), OperatorToken: rand.Text()}
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() {
-		b.done <- bastion.Serve(ctx, env, sshLn, httpLn, bastion.ServeOptions{Dev: iss, Logger: log, OperatorToken: b.OperatorToken})
-	}()
+	so := bastion.ServeOptions{Dev: iss, Logger: log, OperatorToken: b.OperatorToken}
+	if o.Sessions != nil {
+		so.Sessions = o.Sessions(env)
+	}
+	go func() { b.done <- bastion.Serve(ctx, env, sshLn, httpLn, so) }()
 	t.Cleanup(b.Stop)
 	return b
 }

@@ -1,0 +1,159 @@
+package bastion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/bastion-dev/bastion/audit"
+	"github.com/bastion-dev/bastion/recordings"
+	"github.com/bastion-dev/bastion/store"
+)
+
+// SessionStore is what the SSH server needs of the store: a mirror of each
+// session and of its command index (the recording's <id>.index.json), so
+// that sessions and commands can be found without reading every recording.
+// *store.Store implements it.
+type SessionStore interface {
+	StartSession(ctx context.Context, s store.Session) error
+	EndSession(ctx context.Context, id string, ended time.Time, exit int) error
+	AddCommand(ctx context.Context, c store.Command) error
+	EndCommand(ctx context.Context, sessionID string, n, exit int, duration float64) error
+}
+
+// errStoreFailed ends a session whose index could not be written to the
+// store: no command runs that the store does not know about.
+var errStoreFailed = errors.New("the session index could not be written to the store")
+
+// storeTimeout bounds one write to the store (SQLite itself waits up to
+// 10s for a lock).
+const storeTimeout = 15 * time.Second
+
+// storeCtx is the context of a store write. It outlives the session's
+// context, so that the end of a session whose client went away is still
+// written.
+func (sess *session) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(sess.ctx), storeTimeout)
+}
+
+// indexStart mirrors a session whose recording has just been created. On
+// an error the session must not run.
+func (sess *session) indexStart(h recordings.Header, started time.Time) error {
+	st := sess.srv.Sessions
+	if st == nil {
+		return nil
+	}
+	path := sess.rec.Path()
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	m := h.Bastion
+	row := store.Session{ID: sess.id, Identity: m.Identity, CertSerial: m.CertSerial, KeyID: m.KeyID, Principal: m.Principal,
+		Source: m.Source, Target: m.Target, Reason: m.Reason, Recording: path, Started: started.UTC()}
+	if sess.kind == "exec" {
+		row.Command = sess.srv.Masker.String(sess.command)
+	}
+	ctx, cancel := sess.storeCtx()
+	defer cancel()
+	if err := st.StartSession(ctx, row); err != nil {
+		sess.storeFailed("start session", err, nil)
+		return err
+	}
+	return nil
+}
+
+// indexCommand mirrors the command the recording has just decided, before
+// it runs. On an error the command must not run.
+func (sess *session) indexCommand(ref recordings.CommandRef) error {
+	st := sess.srv.Sessions
+	if st == nil {
+		return nil
+	}
+	e, ok := sess.entry(ref)
+	if !ok {
+		err := fmt.Errorf("the recording has no command %d", ref.N)
+		sess.storeFailed("add command", err, map[string]any{"n": ref.N})
+		return err
+	}
+	ctx, cancel := sess.storeCtx()
+	defer cancel()
+	err := st.AddCommand(ctx, store.Command{SessionID: sess.id, N: e.N, Offset: e.Offset, Line: e.Line, Cmd: e.Cmd,
+		Decision: e.Decision, Rule: e.Rule, Started: sess.recStart.Add(seconds(e.Offset)).UTC()})
+	if err != nil {
+		sess.storeFailed("add command", err, map[string]any{"n": e.N, "command": e.Cmd})
+		return err
+	}
+	return nil
+}
+
+// indexCommandEnd mirrors the end of a command. A failure is logged and
+// audited, and ends the session: later commands would run unindexed.
+func (sess *session) indexCommandEnd(ref recordings.CommandRef, code int) {
+	st := sess.srv.Sessions
+	if st == nil || sess.storeBroken() {
+		return
+	}
+	// The recording's own duration, so that the store matches the index
+	// file; the clock's if the recording could not record the end.
+	e, ok := sess.entry(ref)
+	dur := sess.srv.Clock().Sub(sess.recStart).Seconds() - e.Offset
+	if ok && e.Exit != nil {
+		dur = e.Duration
+	}
+	ctx, cancel := sess.storeCtx()
+	defer cancel()
+	if err := st.EndCommand(ctx, sess.id, ref.N, code, dur); err != nil {
+		sess.storeFailed("end command", err, map[string]any{"n": ref.N, "exit": code})
+		sess.cancel(errStoreFailed)
+	}
+}
+
+// indexEnd mirrors the end of the session. A failure is logged and
+// audited; the session is over either way.
+func (sess *session) indexEnd(code int) {
+	st := sess.srv.Sessions
+	if st == nil {
+		return
+	}
+	ctx, cancel := sess.storeCtx()
+	defer cancel()
+	if err := st.EndSession(ctx, sess.id, sess.srv.Clock().UTC(), code); err != nil {
+		sess.storeFailed("end session", err, map[string]any{"exit": code})
+	}
+}
+
+// entry returns the recording's index entry of a command.
+func (sess *session) entry(ref recordings.CommandRef) (recordings.Entry, bool) {
+	ix := sess.rec.Index()
+	if ref.N < 1 || ref.N > len(ix) {
+		return recordings.Entry{}, false
+	}
+	return ix[ref.N-1], true
+}
+
+// storeFailed remembers the first failed store write of the session (no
+// command is decided after it), logs it and audits it.
+func (sess *session) storeFailed(op string, err error, detail map[string]any) {
+	sess.mu.Lock()
+	if sess.storeErr == nil {
+		sess.storeErr = err
+	}
+	sess.mu.Unlock()
+	sess.srv.Logger.Error("session store write failed", "session", sess.id, "op", op, "err", err)
+	d := map[string]any{"op": op, "error": err.Error()}
+	for k, v := range detail {
+		d[k] = v
+	}
+	sess.srv.audit(audit.Event{Type: audit.StoreFailed, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: d})
+}
+
+// storeBroken reports whether a store write of this session has failed.
+func (sess *session) storeBroken() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.storeErr != nil
+}
+
+func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
