@@ -26,11 +26,22 @@ const maxOutputMatches = 50
 // terminal escape sequences, including across event boundaries.
 func Search(dir, text string) ([]Match, error) {
 	if text == "" {
-		return nil, errors.New("recordings: search for an empty text")
+		return nil, errEmptySearch
 	}
 	sums, err := List(dir, Filter{})
 	if err != nil {
 		return nil, err
+	}
+	return SearchSessions(sums, text)
+}
+
+var errEmptySearch = errors.New("recordings: search for an empty text")
+
+// SearchSessions is Search over the recordings of sums (as List returns
+// them), in that order.
+func SearchSessions(sums []Summary, text string) ([]Match, error) {
+	if text == "" {
+		return nil, errEmptySearch
 	}
 	out := []Match{}
 	for _, s := range sums {

@@ -20,9 +20,9 @@ import (
 func init() { register(newRecordingsCmd) }
 
 func newRecordingsCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "recordings", Short: "List, show, search, export and verify session recordings"}
+	cmd := &cobra.Command{Use: "recordings", Short: "List, show, search, export, verify and reindex session recordings"}
 	cmd.AddCommand(newRecordingsListCmd(), newRecordingsShowCmd(), newRecordingsSearchCmd(),
-		newRecordingsExportCmd(), newRecordingsVerifyCmd())
+		newRecordingsExportCmd(), newRecordingsVerifyCmd(), newRecordingsReindexCmd())
 	return cmd
 }
 
@@ -157,13 +157,15 @@ func newRecordingsSearchCmd() *cobra.Command {
 		Long: `Find TEXT in the commands and the output of every recording, newest session
 first. Matching ignores ASCII case and terminal escape sequences. Each match
 shows the session, the time offset, the command it falls under and the text
-around it.`,
+around it. Commands are also looked up in the data directory's store, which
+keeps the command index of sessions whose recording is no longer there
+('bastion recordings reindex' fills it in from older recordings).`,
 		Args: cobra.ExactArgs(1),
 	}
 	dir := dataDirFlag(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	cmd.RunE = func(c *cobra.Command, args []string) error {
-		ms, err := recordings.Search(bastion.DataDir(*dir).Recordings(), args[0])
+		ms, err := searchRecordings(c.Context(), bastion.DataDir(*dir), args[0])
 		if err != nil {
 			return err
 		}
