@@ -330,3 +330,35 @@ func TestE2EStoreEndFailureEndsShell(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ESecretInCommandMasked: a secret typed in an exec command reaches
+// neither the recording (header, marker, index) nor the store.
+func TestE2ESecretInCommandMasked(t *testing.T) {
+	b := sshtest.Start(t, sshtest.Options{})
+	login := b.Login("agent-secret-cmd")
+	const secret = "AKIAZ3MPLE7QR2ST4UVW"
+	if r := sshtest.SSH(t, login, nil, "bastion", "echo "+secret+" >/dev/null"); r.Code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	list := storeSessions(t, b, "agent-secret-cmd")
+	if len(list) != 1 {
+		t.Fatalf("store has %d sessions, want 1", len(list))
+	}
+	sess := list[0]
+	cmds, err := b.Env.Store.SessionCommands(context.Background(), sess.ID)
+	if err != nil || len(cmds) != 1 {
+		t.Fatalf("commands %+v, %v", cmds, err)
+	}
+	if !strings.Contains(sess.Command, "[MASKED") || !strings.Contains(cmds[0].Cmd, "[MASKED") {
+		t.Errorf("store: session command %q, command %q; want them masked", sess.Command, cmds[0].Cmd)
+	}
+	for _, name := range []string{sess.ID + ".cast", sess.ID + ".index.json"} {
+		data, err := os.ReadFile(filepath.Join(b.Dir.Recordings(), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), secret) {
+			t.Errorf("%s holds the secret:\n%s", name, data)
+		}
+	}
+}

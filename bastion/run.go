@@ -72,7 +72,9 @@ func recorded(next handler) handler {
 		p := sess.pty
 		env := sess.env
 		sess.mu.Unlock()
-		h := recordings.Header{Width: 80, Height: 24, Timestamp: s.Clock().Unix(), Command: sess.command,
+		// The command is masked here as in its marker: a secret typed in it
+		// must not reach the recording.
+		h := recordings.Header{Width: 80, Height: 24, Timestamp: s.Clock().Unix(), Command: s.Masker.String(sess.command),
 			Env: map[string]string{"SHELL": s.cfg.Exec.Shell}, Title: "bastion session " + sess.id,
 			Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
 				KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Reason: env["BASTION_REASON"]}}

@@ -50,11 +50,9 @@ func (sess *session) indexStart(h recordings.Header, started time.Time) error {
 		path = abs
 	}
 	m := h.Bastion
+	// h.Command is masked, as in the recording's header.
 	row := store.Session{ID: sess.id, Identity: m.Identity, CertSerial: m.CertSerial, KeyID: m.KeyID, Principal: m.Principal,
-		Source: m.Source, Target: m.Target, Reason: m.Reason, Recording: path, Started: started.UTC()}
-	if sess.kind == "exec" {
-		row.Command = sess.srv.Masker.String(sess.command)
-	}
+		Source: m.Source, Target: m.Target, Reason: m.Reason, Command: h.Command, Recording: path, Started: started.UTC()}
 	ctx, cancel := sess.storeCtx()
 	defer cancel()
 	if err := st.StartSession(ctx, row); err != nil {
