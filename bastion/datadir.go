@@ -25,7 +25,7 @@ import (
 //
 //	bastion.yaml        configuration (commented defaults from `bastion init`)
 //	ca/                 user CA (+ previous after rotation), host CA, host key and certificate, all 0600
-//	bastion.db          SQLite store: certificates, revocations, approvals
+//	bastion.db          SQLite store: certificates, revocations, approvals, sessions and their command index
 //	audit/audit.jsonl   hash-chained audit log
 //	recordings/         one asciicast file per session, with its command index
 //	recording_key       ed25519 key that signs recording seals
