@@ -478,3 +478,74 @@ func TestEnqueueKeepsOrderAndReportsDurability(t *testing.T) {
 		next[e.Session] = i + 1
 	}
 }
+
+// Events that only were Enqueued (nobody waits on them) are still written
+// by Close, and the log then holds all of them in order.
+func TestEnqueueOnlyIsFlushedByClose(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending []<-chan error
+	for i := range 20 {
+		pending = append(pending, l.Enqueue(Event{Type: "query", Detail: map[string]any{"i": i}}))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range pending {
+		select {
+		case err := <-c:
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		default:
+			t.Fatalf("event %d has no outcome after Close", i)
+		}
+	}
+	evs, err := Tail(path, 100)
+	if err != nil || len(evs) != 20 {
+		t.Fatalf("Tail = %d events, %v; want 20", len(evs), err)
+	}
+	for i, e := range evs {
+		if e.Detail["i"].(float64) != float64(i) {
+			t.Fatalf("event %d is %v", i, e.Detail["i"])
+		}
+	}
+}
+
+// BenchmarkAuditEnqueueParallel is a busy database tunnel: 8 sessions
+// enqueue statement events and check the outcomes in the background.
+func BenchmarkAuditEnqueueParallel(b *testing.B) {
+	l, err := Open(filepath.Join(b.TempDir(), "audit.jsonl"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	e := sample(2)[1]
+	b.SetParallelism(4) // x GOMAXPROCS(2) = 8 sessions
+	b.RunParallel(func(pb *testing.PB) {
+		var inflight []<-chan error
+		for pb.Next() {
+			inflight = append(inflight, l.Enqueue(e))
+			for len(inflight) > 0 {
+				select {
+				case err := <-inflight[0]:
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					inflight = inflight[1:]
+					continue
+				default:
+				}
+				break
+			}
+		}
+		for _, c := range inflight {
+			<-c
+		}
+	})
+}
