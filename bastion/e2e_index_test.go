@@ -362,3 +362,33 @@ func TestE2ESecretInCommandMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EStoreEndSessionFailureAudited: a session whose end cannot be
+// written to the store keeps its command's exit code (the command ran and
+// ended); the failure is logged and audited.
+func TestE2EStoreEndSessionFailureAudited(t *testing.T) {
+	b := startFailing(t, "EndSession")
+	login := b.Login("agent-store-end")
+	marker := filepath.Join(sshtest.SandboxDir(t), "ran")
+	r := sshtest.SSH(t, login, nil, "bastion", "touch "+marker+"; exit 5")
+	if r.Code != 5 {
+		t.Fatalf("exit %d, want 5; stderr %q", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the command did not run: %v", err)
+	}
+	if !auditHas(t, b, func(e map[string]any) bool {
+		det, _ := e["detail"].(map[string]any)
+		return e["type"] == "store.failed" && det["op"] == "end session" && det["exit"] == float64(5)
+	}) {
+		t.Error("the failed end of session was not audited")
+	}
+	list := storeSessions(t, b, "agent-store-end")
+	if len(list) != 1 || list[0].Exit != nil || !list[0].Ended.IsZero() || list[0].Commands != 1 {
+		t.Fatalf("store: %+v", list)
+	}
+	b.Stop() // nothing logs after this, so the log can be read
+	if !strings.Contains(b.LogBuf.String(), "session store write failed") {
+		t.Error("the failed end of session was not logged")
+	}
+}
