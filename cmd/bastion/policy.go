@@ -452,7 +452,7 @@ func encodeObject(members []jsonMember) []byte {
 func newPolicyExplainCmd() *cobra.Command {
 	var pf policyFlags
 	c := &cobra.Command{
-		Use:   "explain (-c 'COMMAND' | --sql 'SQL') [--policy FILE] [--principal P] [--role R]",
+		Use:   "explain (-c 'COMMAND' | --sql 'SQL') [--policy FILE] [--principal P] [--role R] [--target T]",
 		Short: "Show each command found in a command line, where it is, and the rule that decided it",
 		Long: `Show how a command line is decided: every simple command found in it (after
 quoting, literal variables and wrappers such as sudo, env or bash -c are
