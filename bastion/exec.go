@@ -40,15 +40,18 @@ func (sess *session) runExec() int {
 		return sess.runExecPTY(cmd)
 	}
 	var recMu sync.Mutex
-	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
-	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess})
+	snd := newSender()
+	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess, via: snd})
+	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess, via: snd})
 	cmd.Stdout, cmd.Stderr = out, errw
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		snd.Close()
 		return ExitInternal
 	}
 	start := s.Clock()
 	if err := cmd.Start(); err != nil {
+		snd.Close()
 		s.Logger.Error("exec start", "session", sess.id, "err", err)
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start the command: %v\n", err)
 		return ExitInternal
@@ -69,7 +72,9 @@ func (sess *session) runExec() int {
 	sess.mu.Lock()
 	sess.signal = nil
 	sess.mu.Unlock()
-	return sess.finish(exitCode(cmd, err), errors.Join(out.Close(), errw.Close()), start)
+	flushErr := errors.Join(out.Close(), errw.Close())
+	snd.Close() // the agent's side failing is not the recording's
+	return sess.finish(exitCode(cmd, err), flushErr, start)
 }
 
 // finish decides a finished command's exit code, records its end and tells

@@ -63,6 +63,11 @@ func recoverer(next handler) handler {
 	}
 }
 
+// createRecording opens a shell session's recording. It is a variable only
+// so that a benchmark can measure what recording costs (export_test.go);
+// bastion itself never runs a session without one.
+var createRecording = recordings.Create
+
 // recorded opens the session's recording and audits its start and end. If
 // either cannot be written, nothing runs (fail closed).
 func recorded(next handler) handler {
@@ -82,7 +87,7 @@ func recorded(next handler) handler {
 			h.Width, h.Height, h.Env["TERM"] = p.win.cols, p.win.rows, p.term
 		}
 		sess.recStart = s.Clock()
-		rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
+		rec, err := createRecording(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
 		if err != nil {
 			s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
 			return sess.refuseRecording()
@@ -256,6 +261,7 @@ type recordedWriter struct {
 	rec  io.Writer
 	to   io.Writer
 	sess *session
+	via  *sender // nil: write to `to` directly
 }
 
 func (w recordedWriter) Write(p []byte) (int, error) {
@@ -265,6 +271,12 @@ func (w recordedWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		w.sess.cancel(errRecordingFailed)
 		return 0, err
+	}
+	if w.via != nil {
+		if err := w.via.send(w.to, p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	return w.to.Write(p)
 }
