@@ -38,10 +38,20 @@ func (sess *session) storeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(sess.ctx), storeTimeout)
 }
 
+// indexStore is where the session's index is mirrored: nil when the
+// server has no store, or when the session has no recording to mirror
+// (only the benchmark of recording's cost runs one; see export_test.go).
+func (sess *session) indexStore() SessionStore {
+	if sess.rec == nil {
+		return nil
+	}
+	return sess.srv.Sessions
+}
+
 // indexStart mirrors a session whose recording has just been created. On
 // an error the session must not run.
 func (sess *session) indexStart(h recordings.Header, started time.Time) error {
-	st := sess.srv.Sessions
+	st := sess.indexStore()
 	if st == nil {
 		return nil
 	}
@@ -65,7 +75,7 @@ func (sess *session) indexStart(h recordings.Header, started time.Time) error {
 // indexCommand mirrors the command the recording has just decided, before
 // it runs. On an error the command must not run.
 func (sess *session) indexCommand(ref recordings.CommandRef) error {
-	st := sess.srv.Sessions
+	st := sess.indexStore()
 	if st == nil {
 		return nil
 	}
@@ -89,7 +99,7 @@ func (sess *session) indexCommand(ref recordings.CommandRef) error {
 // indexCommandEnd mirrors the end of a command. A failure is logged and
 // audited, and ends the session: later commands would run unindexed.
 func (sess *session) indexCommandEnd(ref recordings.CommandRef, code int) {
-	st := sess.srv.Sessions
+	st := sess.indexStore()
 	if st == nil || sess.storeBroken() {
 		return
 	}
@@ -111,7 +121,7 @@ func (sess *session) indexCommandEnd(ref recordings.CommandRef, code int) {
 // indexEnd mirrors the end of the session. A failure is logged and
 // audited; the session is over either way.
 func (sess *session) indexEnd(code int) {
-	st := sess.srv.Sessions
+	st := sess.indexStore()
 	if st == nil {
 		return
 	}
