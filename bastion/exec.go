@@ -43,19 +43,28 @@ func (sess *session) runExec() int {
 	snd := newSender()
 	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess, via: snd})
 	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess, via: snd})
-	cmd.Stdout, cmd.Stderr = out, errw
+	pipes, err := newOutputPipes()
+	if err != nil {
+		snd.Close()
+		return ExitInternal
+	}
+	defer pipes.close()
+	cmd.Stdout, cmd.Stderr = pipes[0].w, pipes[1].w
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		snd.Close()
 		return ExitInternal
 	}
 	start := s.Clock()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pipes.closeWriters() // the command holds its own copies
+	if err != nil {
 		snd.Close()
 		s.Logger.Error("exec start", "session", sess.id, "err", err)
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start the command: %v\n", err)
 		return ExitInternal
 	}
+	copied := pipes.copyTo(out, errw)
 	sess.mu.Lock()
 	sess.signal = func(sig ssh.Signal) { signalGroup(cmd, sig) }
 	sess.mu.Unlock()
@@ -69,10 +78,11 @@ func (sess *session) runExec() int {
 		stdin.Close()
 	}()
 	err = cmd.Wait()
+	copyErr := pipes.wait(copied, cmd.WaitDelay)
 	sess.mu.Lock()
 	sess.signal = nil
 	sess.mu.Unlock()
-	flushErr := errors.Join(out.Close(), errw.Close())
+	flushErr := errors.Join(copyErr, out.Close(), errw.Close())
 	snd.Close() // the agent's side failing is not the recording's
 	return sess.finish(exitCode(cmd, err), flushErr, start)
 }
