@@ -1,6 +1,7 @@
 package bastion_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,17 +20,23 @@ import (
 )
 
 // benchFile writes size bytes of log-like text readable by the account
-// agent commands run as.
+// agent commands run as, without leaving garbage for the collector.
 func benchFile(b *testing.B, size int) string {
 	b.Helper()
 	dir := sshtest.SandboxDir(b)
 	line := "2026-11-26T10:00:00Z info GET /api/v1/users 200 latency_ms=12 user=alice request_id=4f1c\n"
-	var sb strings.Builder
-	for sb.Len() < size {
-		sb.WriteString(line)
-	}
+	block := []byte(strings.Repeat(line, (64<<10)/len(line)+1))
 	path := filepath.Join(dir, "big.txt")
-	if err := os.WriteFile(path, []byte(sb.String()[:size]), 0o644); err != nil {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for left := size; left > 0; left -= len(block) {
+		if _, err := f.Write(block[:min(left, len(block))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := errors.Join(f.Chmod(0o644), f.Close()); err != nil {
 		b.Fatal(err)
 	}
 	return path

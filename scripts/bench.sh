@@ -98,10 +98,20 @@ PY
   tpt() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
   b_pty=$(tpt B); o_pty=$(tpt O)
 
+  # Recording's cost: the same exec through an in-process bastion with and
+  # without its recording (bastion has no such switch; the Go benchmark
+  # swaps the recording out), median of 3 runs each.
+  recb=$(go test ./bastion -run '^$' -bench 'ExecOutput' -benchtime 5x -count 3 2>&1)
+  rec_on=$(awk '/recording=true/ {print int($(NF-1))}' <<<"$recb" | median)
+  rec_off=$(awk '/recording=false/ {print int($(NF-1))}' <<<"$recb" | median)
+  [ -n "$rec_on" ] && [ -n "$rec_off" ] || { echo "$recb" >&2; echo "recording benchmark failed" >&2; exit 1; }
+
   printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
   printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
   printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"
   printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")"
+  printf '\n%-44s %12s %12s %8s\n' "recording overhead (in-process bastion)" "recording" "none" ratio
+  printf '%-44s %8sMB/s %8sMB/s %7.2fx\n' "exec 'cat 64MB' (masking on in both)" "$rec_on" "$rec_off" "$(awk "BEGIN{print $rec_on/$rec_off}")"
 fi
 
 if want pg; then
