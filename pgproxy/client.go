@@ -342,6 +342,9 @@ func (s *session) writeUp() error {
 	if len(s.ubuf) == 0 {
 		return nil
 	}
+	// Fail closed: no statement runs while an earlier one may yet turn
+	// out unrecordable (its failure ends the session, checked below).
+	s.waitRecorded()
 	if s.ctx.Err() != nil {
 		return context.Cause(s.ctx)
 	}

@@ -61,7 +61,15 @@ type session struct {
 	hasDescribed    bool                // the previous message described describedPortal
 	describedPortal string
 
-	hookMu sync.Mutex // serializes Hooks.Statement calls
+	// reports feed the reporter goroutine, which calls Hooks.Statement in
+	// order; nil without the hook. reported is closed when it is done.
+	reports  chan report
+	reported chan struct{}
+	// queued and recorded count reports: nothing goes upstream until
+	// every statement before it is recorded (writeUp waits on caughtUp).
+	reportMu         sync.Mutex
+	caughtUp         *sync.Cond // on reportMu
+	queued, recorded int        // guarded by reportMu
 
 	mu       sync.Mutex
 	fifo     []*entry      // guarded by mu
@@ -170,6 +178,11 @@ func (s *session) run() error {
 	})
 	defer stop()
 
+	if s.p.Hooks.Statement != nil {
+		s.reports, s.reported = make(chan report, reportQueue), make(chan struct{})
+		s.caughtUp = sync.NewCond(&s.reportMu)
+		go s.reporter()
+	}
 	relayDone := make(chan struct{})
 	go func() {
 		defer close(relayDone)
@@ -178,6 +191,11 @@ func (s *session) run() error {
 	s.cancel(s.readClient())
 	<-relayDone
 	s.up.Close()
+	if s.reports != nil {
+		// Every statement is recorded before Serve returns.
+		close(s.reports)
+		<-s.reported
+	}
 
 	cause := context.Cause(s.ctx)
 	var ue *userError
@@ -320,26 +338,78 @@ func (s *session) cancelApproval() bool {
 	return true
 }
 
-// report calls Hooks.Statement for a finished entry. An error ends the
-// session. The relay loop calls it holding mu; it must not take mu.
+// report is one finished statement on its way to Hooks.Statement; the
+// reporter masks its text, off the client's path.
+type report struct {
+	ev     StatementEvent
+	errMsg string
+	done   chan error // the caller waits for the hook (refusals)
+}
+
+// reportQueue bounds the statements that ran but are not yet recorded: a
+// recording that cannot keep up holds the connection back.
+const reportQueue = 256
+
+// report hands a finished entry to Hooks.Statement. A statement that ran
+// is reported as its result goes to the client: the reporter goroutine
+// records it while the client reads the result and sends the next one,
+// and writeUp sends nothing upstream before it is recorded. A refusal
+// waits until it is recorded. An error ends the session. The relay loop
+// calls report holding mu; the reporter never takes mu.
 func (s *session) report(e *entry, refused bool) {
-	hook := s.p.Hooks.Statement
-	if hook == nil || !e.report {
+	if s.reports == nil || !e.report {
 		return
 	}
 	e.report = false // once: a refusal is reported when made, not again when popped
-	ev := StatementEvent{
-		Target: s.p.Target.Name, Text: s.masker.String(e.info.text), Result: e.info.res,
+	r := report{ev: StatementEvent{
+		Target: s.p.Target.Name, Text: e.info.text, Result: e.info.res,
 		Approved: e.info.approved, Refused: refused, Start: e.start, Tag: e.tag, Rows: e.rows,
-		SQLState: e.code, Error: s.masker.String(e.errMsg),
-	}
+		SQLState: e.code,
+	}, errMsg: e.errMsg}
+	s.reportMu.Lock()
+	s.queued++
+	s.reportMu.Unlock()
 	if !refused {
-		ev.Duration = time.Since(e.start)
+		r.ev.Duration = time.Since(e.start)
+		s.reports <- r
+		return
 	}
-	s.hookMu.Lock()
-	err := hook(ev)
-	s.hookMu.Unlock()
-	if err != nil {
-		s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))
+	r.done = make(chan error, 1)
+	s.reports <- r
+	<-r.done
+}
+
+// waitRecorded returns once every statement reported so far is recorded
+// (or failed to be, which has ended the session).
+func (s *session) waitRecorded() {
+	if s.reports == nil {
+		return
+	}
+	s.reportMu.Lock()
+	for s.recorded < s.queued {
+		s.caughtUp.Wait()
+	}
+	s.reportMu.Unlock()
+}
+
+// reporter calls Hooks.Statement for each report, in order, until reports
+// is closed.
+func (s *session) reporter() {
+	defer close(s.reported)
+	hook := s.p.Hooks.Statement
+	for r := range s.reports {
+		r.ev.Text = s.masker.String(r.ev.Text)
+		r.ev.Error = s.masker.String(r.errMsg)
+		err := hook(r.ev)
+		if err != nil {
+			s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))
+		}
+		s.reportMu.Lock()
+		s.recorded++
+		s.caughtUp.Broadcast()
+		s.reportMu.Unlock()
+		if r.done != nil {
+			r.done <- err
+		}
 	}
 }

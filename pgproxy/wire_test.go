@@ -321,28 +321,56 @@ func TestSessionEnds(t *testing.T) {
 	})
 	t.Run("recording fails", func(t *testing.T) {
 		fake := &fakeUpstream{}
+		// The recording fails only once the client has sent its next
+		// query, which must then never run.
+		release := make(chan struct{})
 		p := &Proxy{Target: Target{Addr: "127.0.0.1:1", Database: "app"}, dial: fake.dial,
-			Hooks: Hooks{Statement: func(ev StatementEvent) error { return errors.New("disk full") }}}
+			Hooks: Hooks{Statement: func(ev StatementEvent) error { <-release; return errors.New("disk full") }}}
 		a, b := net.Pipe()
-		go func() {
-			// The second query follows only the first's ReadyForQuery,
-			// like any client that does not pipeline.
-			a.Write(encodeAll(t, startupMsg("app"), &pgproto3.Query{String: "SELECT 1"}))
-		}()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			p.Serve(context.Background(), b)
 		}()
-		out := readAll(t, a)
+		// A client that sends its next query as soon as the first one
+		// completes: the first ran, but it cannot be recorded, so the
+		// second must never reach the server.
+		fe := pgproto3.NewFrontend(a, a)
+		next := make(chan struct{})
+		go func() { // the only writer: net.Pipe writes block until read
+			fe.Send(startupMsg("app"))
+			fe.Send(&pgproto3.Query{String: "SELECT 1"})
+			fe.Flush()
+			if _, ok := <-next; ok {
+				fe.Send(&pgproto3.Query{String: "SELECT 2"})
+				fe.Flush() // returns once the proxy has read it
+			}
+			close(release)
+		}()
+		defer close(next)
+		a.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var out []pgproto3.BackendMessage
+		ready := 0
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				break
+			}
+			out = append(out, m)
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				if ready++; ready == 2 {
+					next <- struct{}{}
+				}
+			}
+		}
 		<-done
 		fake.wg.Wait()
-		// The statement ran, but it never completes for the client (no
-		// ReadyForQuery after the greeting): the session closes as its
-		// event fails. Rows already flushed may have been seen.
 		k := kinds(out)
-		if !strings.HasPrefix(k, "R S S K Z") || !strings.HasSuffix(k, "E(58000)") || strings.Count(k, "Z") != 1 {
+		if k != "R S S K Z T D C Z E(58000)" {
 			t.Fatalf("client got %s", k)
+		}
+		if got := fake.statements(); len(got) != 1 || got[0] != "SELECT 1" {
+			t.Fatalf("upstream got %q; want only the first statement, before its recording failed", got)
 		}
 	})
 }
