@@ -79,7 +79,7 @@ func (sess *session) indexCommand(ref recordings.CommandRef) error {
 	if st == nil {
 		return nil
 	}
-	e, ok := sess.entry(ref)
+	e, ok := sess.rec.Entry(ref)
 	if !ok {
 		err := fmt.Errorf("the recording has no command %d", ref.N)
 		sess.storeFailed("add command", err, map[string]any{"n": ref.N})
@@ -105,7 +105,7 @@ func (sess *session) indexCommandEnd(ref recordings.CommandRef, code int) {
 	}
 	// The recording's own duration, so that the store matches the index
 	// file; the clock's if the recording could not record the end.
-	e, ok := sess.entry(ref)
+	e, ok := sess.rec.Entry(ref)
 	dur := sess.srv.Clock().Sub(sess.recStart).Seconds() - e.Offset
 	if ok && e.Exit != nil {
 		dur = e.Duration
@@ -130,15 +130,6 @@ func (sess *session) indexEnd(code int) {
 	if err := st.EndSession(ctx, sess.id, sess.srv.Clock().UTC(), code); err != nil {
 		sess.storeFailed("end session", err, map[string]any{"exit": code})
 	}
-}
-
-// entry returns the recording's index entry of a command.
-func (sess *session) entry(ref recordings.CommandRef) (recordings.Entry, bool) {
-	ix := sess.rec.Index()
-	if ref.N < 1 || ref.N > len(ix) {
-		return recordings.Entry{}, false
-	}
-	return ix[ref.N-1], true
 }
 
 // storeFailed remembers the first failed store write of the session (no

@@ -277,6 +277,20 @@ func (w *Writer) Index() []Entry {
 	return append([]Entry{}, w.index.Commands...)
 }
 
+// Entry returns the index entry of the command ref names, without copying
+// the whole index (Index does).
+func (w *Writer) Entry(ref CommandRef) (Entry, bool) {
+	if w == nil {
+		return Entry{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ref.N < 1 || ref.N > len(w.index.Commands) {
+		return Entry{}, false
+	}
+	return w.index.Commands[ref.N-1], true
+}
+
 // Sync makes everything written so far durable (fsync). Callers call it at
 // every command boundary.
 func (w *Writer) Sync() error {

@@ -153,6 +153,16 @@ func TestWriterIndex(t *testing.T) {
 	if len(ix) != 2 || ix[0].Exit == nil || *ix[0].Exit != 0 || ix[1].Exit != nil || ix[1].Decision != "deny" {
 		t.Fatalf("Index() = %+v", ix)
 	}
+	for _, n := range []int{1, 2} {
+		if e, ok := w.Entry(CommandRef{N: n}); !ok || e.N != n || e.Cmd != ix[n-1].Cmd || e.Line != ix[n-1].Line {
+			t.Errorf("Entry(%d) = %+v, %v; want %+v", n, e, ok, ix[n-1])
+		}
+	}
+	for _, n := range []int{0, 3, -1} {
+		if _, ok := w.Entry(CommandRef{N: n}); ok {
+			t.Errorf("Entry(%d) found a command", n)
+		}
+	}
 	// The index file was written at the first command's end, before Close.
 	mid, err := readIndex(indexPath(dir, "s-golden"))
 	must(t, err)
@@ -319,7 +329,7 @@ func TestNilWriter(t *testing.T) {
 	if n, err := w.InputWriter().Write([]byte("abc")); n != 3 || err != nil {
 		t.Errorf("nil InputWriter().Write = %d, %v", n, err)
 	}
-	if w.Index() != nil || w.Path() != "" {
+	if _, ok := w.Entry(CommandRef{N: 1}); ok || w.Index() != nil || w.Path() != "" {
 		t.Error("nil Writer has an index or a path")
 	}
 }
