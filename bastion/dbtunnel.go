@@ -149,6 +149,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		Env: map[string]string{"TERM": "xterm-256color"},
 		Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
 			KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Target: t.Name}}
+	sess.recStart = s.Clock()
 	rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
 	if err != nil {
 		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
@@ -156,12 +157,20 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		return
 	}
 	sess.rec = rec
+	// The store lists the tunnel with the shell sessions; its statements
+	// are in the recording and the audit log, not in the command index.
+	if err := sess.indexStart(h, sess.recStart); err != nil {
+		rec.Close(ExitRecordingUnavailable)
+		conn.Close()
+		return
+	}
 	start := map[string]any{"kind": "db", "target": t.Name, "principal": sess.ident.Principal}
 	if parent != "" {
 		start["parent"] = parent
 	}
 	if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: start}); err != nil {
 		rec.Close(ExitRecordingUnavailable)
+		sess.indexEnd(ExitRecordingUnavailable)
 		conn.Close()
 		return
 	}
@@ -202,6 +211,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	if err := logLine("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance); err != nil {
 		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
 		rec.Close(ExitRecordingUnavailable)
+		sess.indexEnd(ExitRecordingUnavailable)
 		conn.Close()
 		s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
 			Detail: map[string]any{"exit": ExitRecordingUnavailable, "target": t.Name, "cause": errRecordingFailed.Error()}})
@@ -278,6 +288,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		}
 	}
 	rec.Close(code)
+	sess.indexEnd(code)
 	end := map[string]any{"exit": code, "target": t.Name}
 	if err != nil {
 		end["cause"] = err.Error()

@@ -16,6 +16,7 @@ import (
 	"github.com/bastion-dev/bastion/internal/pgtest"
 	"github.com/bastion-dev/bastion/internal/sshtest"
 	"github.com/bastion-dev/bastion/pgproxy"
+	"github.com/bastion-dev/bastion/store"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -95,6 +96,31 @@ func TestE2EPostgresThroughSSHTunnel(t *testing.T) {
 	var n int
 	if err := up.QueryRow(ctx, "select count(*) from accounts").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("table after denied drop: %d rows, %v", n, err)
+	}
+	// Each tunnelled connection is a session in the store, ended with
+	// its exit code once psql has gone (bastion sees the channel close a
+	// moment after psql exits): five psql runs and tunnel()'s probe.
+	for try := 0; ; try++ {
+		rows, err := b.Env.Store.Sessions(ctx, store.SessionFilter{Subject: "agent-db"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended := 0
+		for _, row := range rows {
+			if row.Target != "appdb" || row.Recording == "" {
+				t.Fatalf("store session %+v: want target appdb and its recording", row)
+			}
+			if row.Exit != nil && !row.Ended.IsZero() {
+				ended++
+			}
+		}
+		if ended == 6 && len(rows) == 6 {
+			break
+		}
+		if try == 100 {
+			t.Fatalf("store has %d ended tunnel sessions of %d; want 6", ended, len(rows))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// DELETE without WHERE waits for a human, then runs once approved.
