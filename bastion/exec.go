@@ -39,10 +39,19 @@ func (sess *session) runExec() int {
 	if sess.hasPTY() {
 		return sess.runExecPTY(cmd)
 	}
-	var recMu sync.Mutex
-	snd := newSender()
-	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess, via: snd})
-	errw := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch.Stderr(), sess: sess, via: snd})
+	// Output: command -> masker -> recording -> agent, the last two
+	// stages in the sender's goroutines (stdout and stderr share them, so
+	// the recording keeps their order).
+	recOut := sess.rec.OutputWriter()
+	snd := newSender(func(p []byte) error {
+		_, err := recOut.Write(p)
+		if err != nil {
+			sess.cancel(errRecordingFailed)
+		}
+		return err
+	})
+	out := s.Masker.Writer(queuedWriter{snd, sess.ch})
+	errw := s.Masker.Writer(queuedWriter{snd, sess.ch.Stderr()})
 	pipes, err := newOutputPipes()
 	if err != nil {
 		snd.Close()
@@ -83,7 +92,9 @@ func (sess *session) runExec() int {
 	sess.signal = nil
 	sess.mu.Unlock()
 	flushErr := errors.Join(copyErr, out.Close(), errw.Close())
-	snd.Close() // the agent's side failing is not the recording's
+	if err := snd.Close(); errors.Is(err, errNotRecorded) {
+		flushErr = errors.Join(flushErr, err) // the agent's side failing is not the recording's
+	}
 	return sess.finish(exitCode(cmd, err), flushErr, start)
 }
 

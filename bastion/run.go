@@ -261,7 +261,6 @@ type recordedWriter struct {
 	rec  io.Writer
 	to   io.Writer
 	sess *session
-	via  *sender // nil: write to `to` directly
 }
 
 func (w recordedWriter) Write(p []byte) (int, error) {
@@ -271,12 +270,6 @@ func (w recordedWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		w.sess.cancel(errRecordingFailed)
 		return 0, err
-	}
-	if w.via != nil {
-		if err := w.via.send(w.to, p); err != nil {
-			return 0, err
-		}
-		return len(p), nil
 	}
 	return w.to.Write(p)
 }

@@ -6,16 +6,18 @@ import (
 	"sync"
 )
 
-// sender writes output to the agent from its own goroutine, so that the
-// masking and recording of the next chunk overlap the encryption and
-// sending of this one. Callers hand it chunks that are already recorded;
-// the recording stays ahead of what the agent receives.
+// sender moves an exec command's masked output to the agent through two
+// goroutines: one records each chunk, the next encrypts and sends it. So
+// reading and masking the next chunk, recording this one and sending the
+// previous one overlap, and a chunk is never sent before it is recorded.
 type sender struct {
-	q    chan sendItem
-	free chan []byte
-	done chan struct{}
-	mu   sync.Mutex
-	err  error // the first write error; later chunks are dropped
+	record  func(p []byte) error // nil: chunks arrive already recorded
+	rq, sq  chan sendItem        // to the recorder, to the sender
+	free    chan []byte
+	done    chan struct{}
+	mu      sync.Mutex
+	recErr  error // the first recording error: nothing later is recorded or sent
+	sendErr error // the first write error: nothing later is sent
 }
 
 type sendItem struct {
@@ -23,42 +25,83 @@ type sendItem struct {
 	p  []byte
 }
 
-// sendQueue bounds what may be recorded but not yet sent.
+// sendQueue bounds the chunks in each stage.
 const sendQueue = 4
 
-func newSender() *sender {
-	s := &sender{q: make(chan sendItem, sendQueue), free: make(chan []byte, sendQueue+1), done: make(chan struct{})}
-	go s.run()
+// errNotRecorded marks a send error that comes from the recording.
+var errNotRecorded = errors.New("output could not be recorded")
+
+func newSender(record func(p []byte) error) *sender {
+	s := &sender{record: record, sq: make(chan sendItem, sendQueue), free: make(chan []byte, 2*sendQueue+1), done: make(chan struct{})}
+	if record != nil {
+		s.rq = make(chan sendItem, sendQueue)
+		go s.recorder()
+	}
+	go s.sender()
 	return s
 }
 
-func (s *sender) run() {
-	defer close(s.done)
-	for it := range s.q {
-		if s.failed() == nil {
-			if _, err := it.to.Write(it.p); err != nil {
-				s.mu.Lock()
-				s.err = err
-				s.mu.Unlock()
+func (s *sender) recorder() {
+	defer close(s.sq)
+	for it := range s.rq {
+		if s.errs(&s.recErr) == nil {
+			if err := s.record(it.p); err != nil {
+				s.fail(&s.recErr, errors.Join(errNotRecorded, err))
+			} else {
+				s.sq <- it
+				continue
 			}
 		}
-		select {
-		case s.free <- it.p[:0]:
-		default:
-		}
+		s.recycle(it.p)
 	}
 }
 
-func (s *sender) failed() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+func (s *sender) sender() {
+	defer close(s.done)
+	for it := range s.sq {
+		if s.errs(&s.sendErr) == nil {
+			if _, err := it.to.Write(it.p); err != nil {
+				s.fail(&s.sendErr, err)
+			}
+		}
+		s.recycle(it.p)
+	}
 }
 
-// send queues a copy of p for to. It reports an earlier write's error, so
-// the producer stops once the agent is gone.
+// fail sets *slot (recErr or sendErr) unless it is set.
+func (s *sender) fail(slot *error, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *slot == nil {
+		*slot = err
+	}
+}
+
+// errs returns *slot, or the first error of either stage for nil.
+func (s *sender) errs(slot *error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slot != nil {
+		return *slot
+	}
+	if s.recErr != nil {
+		return s.recErr
+	}
+	return s.sendErr
+}
+
+func (s *sender) recycle(p []byte) {
+	select {
+	case s.free <- p[:0]:
+	default:
+	}
+}
+
+// send queues a copy of p for to. It reports an earlier error of either
+// stage, so the producer stops once the agent is gone or the recording
+// failed.
 func (s *sender) send(to io.Writer, p []byte) error {
-	if err := s.failed(); err != nil {
+	if err := s.errs(nil); err != nil {
 		return err
 	}
 	var buf []byte
@@ -66,17 +109,40 @@ func (s *sender) send(to io.Writer, p []byte) error {
 	case buf = <-s.free:
 	default:
 	}
-	s.q <- sendItem{to: to, p: append(buf, p...)}
+	it := sendItem{to: to, p: append(buf, p...)}
+	if s.rq != nil {
+		s.rq <- it
+	} else {
+		s.sq <- it
+	}
 	return nil
 }
 
-// Close waits until everything queued has been written and returns the
-// first write error. Every send must have returned before Close.
+// Close waits until every queued chunk has been recorded and sent, and
+// returns the first error (errNotRecorded wraps a recording's). Every send
+// must have returned before Close.
 func (s *sender) Close() error {
-	close(s.q)
+	if s.rq != nil {
+		close(s.rq)
+	} else {
+		close(s.sq)
+	}
 	<-s.done
-	if err := s.failed(); err != nil && !errors.Is(err, io.EOF) {
+	if err := s.errs(nil); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	return nil
+}
+
+// queuedWriter hands writes to a sender for to.
+type queuedWriter struct {
+	s  *sender
+	to io.Writer
+}
+
+func (w queuedWriter) Write(p []byte) (int, error) {
+	if err := w.s.send(w.to, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -30,7 +30,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 // reused as soon as send returns, and Close waits for the last one.
 func TestSenderOrderAndCopy(t *testing.T) {
 	out, errw := &slowWriter{}, &slowWriter{}
-	s := newSender()
+	s := newSender(nil)
 	var want, wantErr bytes.Buffer
 	buf := make([]byte, 0, 64)
 	for i := range 1000 {
@@ -60,7 +60,7 @@ func TestSenderOrderAndCopy(t *testing.T) {
 func TestSenderStopsAfterError(t *testing.T) {
 	boom := errors.New("channel closed")
 	w := &slowWriter{err: boom, at: 3}
-	s := newSender()
+	s := newSender(nil)
 	var sendErr error
 	for i := 0; i < 100 && sendErr == nil; i++ {
 		sendErr = s.send(w, []byte("x"))
@@ -77,3 +77,53 @@ func TestSenderStopsAfterError(t *testing.T) {
 		t.Fatalf("written %q in %d writes; want the two before the failure and no write after it", w.buf.String(), w.n)
 	}
 }
+
+// With a record stage, every chunk is recorded before it is sent, in
+// order; once recording fails nothing more is recorded or sent, and both
+// send and Close report errNotRecorded.
+func TestSenderRecordsFirst(t *testing.T) {
+	var mu sync.Mutex
+	var recorded bytes.Buffer
+	sent := &checkWriter{t: t, recorded: func() string { mu.Lock(); defer mu.Unlock(); return recorded.String() }}
+	boom := errors.New("disk full")
+	s := newSender(func(p []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if recorded.Len() >= 60 {
+			return boom
+		}
+		recorded.Write(p)
+		return nil
+	})
+	var sendErr error
+	for i := 0; i < 1000 && sendErr == nil; i++ {
+		sendErr = s.send(sent, fmt.Appendf(nil, "chunk %03d\n", i))
+	}
+	if !errors.Is(sendErr, errNotRecorded) || !errors.Is(sendErr, boom) {
+		t.Fatalf("send after the recording failed = %v", sendErr)
+	}
+	if err := s.Close(); !errors.Is(err, errNotRecorded) {
+		t.Fatalf("Close = %v", err)
+	}
+	if got := sent.String(); got != recorded.String() || got != "chunk 000\nchunk 001\nchunk 002\nchunk 003\nchunk 004\nchunk 005\n" {
+		t.Fatalf("sent %q, recorded %q; want the six recorded chunks and nothing else", got, recorded.String())
+	}
+}
+
+// checkWriter fails the test when a chunk arrives that is not yet in the
+// recording.
+type checkWriter struct {
+	t        *testing.T
+	recorded func() string
+	buf      bytes.Buffer
+}
+
+func (w *checkWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if !bytes.HasPrefix([]byte(w.recorded()), w.buf.Bytes()) {
+		w.t.Errorf("sent %q before it was recorded", p)
+	}
+	return len(p), nil
+}
+
+func (w *checkWriter) String() string { return w.buf.String() }
