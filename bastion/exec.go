@@ -91,11 +91,13 @@ func (sess *session) runExec() int {
 	sess.mu.Lock()
 	sess.signal = nil
 	sess.mu.Unlock()
-	flushErr := errors.Join(copyErr, out.Close(), errw.Close())
-	if err := snd.Close(); errors.Is(err, errNotRecorded) {
-		flushErr = errors.Join(flushErr, err) // the agent's side failing is not the recording's
+	// Only a recording failure makes the status ExitRecordingUnavailable;
+	// the agent's side failing (it went away) does not.
+	var recErr error
+	if outErr := errors.Join(copyErr, out.Close(), errw.Close(), snd.Close()); errors.Is(outErr, errNotRecorded) {
+		recErr = outErr
 	}
-	return sess.finish(exitCode(cmd, err), flushErr, start)
+	return sess.finish(exitCode(cmd, err), recErr, start)
 }
 
 // finish decides a finished command's exit code, records its end and tells
