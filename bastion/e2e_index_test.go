@@ -119,21 +119,7 @@ func TestE2ESessionIndexInStore(t *testing.T) {
 
 	// An interactive shell: three lines in one session, the last denied.
 	c := dial(t, b, b.Login("agent-index-shell"), "agent")
-	sh, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := sh.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	sh.Stdout, sh.Stderr = &out, &out
-	if err := sh.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- sh.Wait() }()
+	stdin, out, done := startShell(t, c)
 	io.WriteString(stdin, "echo one\nfalse\nrm -rf /\n")
 	// The lines run one after the other; closing stdin ends the session
 	// once the current one is done, so wait for the third decision first.
@@ -272,21 +258,7 @@ func TestE2EStoreEndFailureEndsShell(t *testing.T) {
 			c := dial(t, b, b.Login("agent-store-shell"), "agent")
 			dir := sshtest.SandboxDir(t)
 			first, second := filepath.Join(dir, "first"), filepath.Join(dir, "second")
-			sh, err := c.NewSession()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdin, err := sh.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out syncBuffer
-			sh.Stdout, sh.Stderr = &out, &out
-			if err := sh.Shell(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- sh.Wait() }()
+			stdin, out, done := startShell(t, c)
 			io.WriteString(stdin, "touch "+first+"\ntouch "+second+"\n")
 			if tc.secondOK {
 				deadline := time.Now().Add(20 * time.Second)
@@ -320,7 +292,7 @@ func TestE2EStoreEndFailureEndsShell(t *testing.T) {
 			if _, err := os.Stat(first); err != nil {
 				t.Fatalf("the first line did not run: %v", err)
 			}
-			_, err = os.Stat(second)
+			_, err := os.Stat(second)
 			if ran := err == nil; ran != tc.secondOK {
 				t.Fatalf("second line ran: %v, want %v; output %q", ran, tc.secondOK, out.String())
 			}
@@ -391,4 +363,26 @@ func TestE2EStoreEndSessionFailureAudited(t *testing.T) {
 	if !strings.Contains(b.LogBuf.String(), "session store write failed") {
 		t.Error("the failed end of session was not logged")
 	}
+}
+
+// startShell opens a shell session without a terminal on c: lines written
+// to stdin go to the line front; out collects stdout and stderr; done gets
+// the session's end.
+func startShell(t *testing.T, c *ssh.Client) (stdin io.WriteCloser, out *syncBuffer, done <-chan error) {
+	t.Helper()
+	sh, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdin, err = sh.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out = &syncBuffer{}
+	sh.Stdout, sh.Stderr = out, out
+	if err := sh.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	d := make(chan error, 1)
+	go func() { d <- sh.Wait() }()
+	return stdin, out, d
 }
