@@ -3,6 +3,7 @@ package pgproxy
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -40,9 +41,16 @@ func FuzzServe(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := append(encodeAll(t, startupMsg("app")), data...)
-		out, fake := runScript(t, &Proxy{}, in)
+		// A Statement hook runs the reporter and the upstream barrier;
+		// Serve must return (runScript bounds it) with every event made.
+		var events atomic.Int64
+		p := &Proxy{Hooks: Hooks{Statement: func(StatementEvent) error { events.Add(1); return nil }}}
+		out, fake := runScript(t, p, in)
 		if len(out) < 5 {
 			t.Fatalf("no greeting: %s", kinds(out))
+		}
+		if n := events.Load(); n > int64(len(data)) {
+			t.Fatalf("%d statement events from %d bytes of input", n, len(data))
 		}
 		for _, sql := range fake.statements() {
 			if res := sqlpolicy.Default().Classify(sql); res.Decision != policy.Allow {
