@@ -15,6 +15,7 @@ package shellpolicy
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -85,12 +86,7 @@ func (p *Policy) RuleIDs() []string {
 	if p == nil {
 		p = defaultPolicy
 	}
-	ids := make([]string, 0, len(p.rules))
-	for id := range p.rules {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(p.rules))
 }
 
 // rule is every definition of one rule id: overrides from a policy file

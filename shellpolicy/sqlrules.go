@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -234,12 +235,7 @@ func (p *Policy) SQLTargets() []string {
 	if p == nil {
 		p = defaultPolicy
 	}
-	names := make([]string, 0, len(p.sqlFor))
-	for n := range p.sqlFor {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(p.sqlFor))
 }
 
 // CheckSQLTargets reports every sql.targets name that is not one of the
