@@ -46,6 +46,10 @@ type Log struct {
 	end     int64
 	prev    string // hash of the last complete event in the file
 	syncErr error  // guarded by mu; sticky: after a failed fsync, pages may be lost
+	// unsynced holds the lines appended since the last fsync, for the
+	// Mirror (which gets lines once durable); dirty says there are some.
+	unsynced []byte // guarded by mu
+	dirty    bool   // guarded by mu
 
 	// Group commit: Records queue their events; one leader at a time
 	// appends everything queued under one file lock, in one write, made
@@ -56,6 +60,7 @@ type Log struct {
 	committing bool      // guarded by qmu: a leader is draining queue
 	drains     sync.WaitGroup
 	kick       chan struct{} // a Record's event arrived: stop lingering
+	linger     time.Duration // the const linger; tests change it
 }
 
 type pending struct {
@@ -64,13 +69,14 @@ type pending struct {
 	wait bool // queued by Record
 }
 
-// Linger bounds how long a batch made only of Enqueued events waits for
-// more before its write and fsync. Nobody waits on those events, and
-// sharing one fsync among many statements costs a busy database tunnel
-// far less than an fsync per handful of them. A Record ends the wait.
+// Linger bounds how long a batch made only of Enqueued events, already
+// written to the file, waits for company before its fsync. Nobody waits on
+// those events, and sharing one fsync among many statements costs a busy
+// database tunnel far less than an fsync per handful of them. A Record
+// ends the wait.
 const linger = 5 * time.Millisecond
 
-// lingerBatch is the size at which a lingering batch commits at once.
+// lingerBatch is the size from which an Enqueued batch is fsynced at once.
 const lingerBatch = 512
 
 // Open opens (creating it, mode 0600, in a 0700 directory) the audit log at
@@ -91,7 +97,7 @@ func Open(path string, opt Options) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	l := &Log{path: path, clock: opt.Clock, mirror: opt.Mirror, f: f, end: -1, kick: make(chan struct{}, 1)}
+	l := &Log{path: path, clock: opt.Clock, mirror: opt.Mirror, f: f, end: -1, kick: make(chan struct{}, 1), linger: linger}
 	if l.clock == nil {
 		l.clock = time.Now
 	}
@@ -157,45 +163,59 @@ func (l *Log) enqueue(e Event, wait bool) (done chan error, lead bool) {
 }
 
 // drain commits batches until the queue is empty. A batch that no Record
-// waits for first lingers for company.
+// waits for is written at once (a crash of bastion loses none of it) and
+// fsynced with whatever arrives within linger.
 func (l *Log) drain() {
+	var held []pending // written, answered after the next fsync
+	var heldErrs []error
 	for {
 		l.qmu.Lock()
-		if l.waiting == 0 && len(l.queue) > 0 && len(l.queue) < lingerBatch {
-			l.qmu.Unlock()
-			t := time.NewTimer(linger)
-			select {
-			case <-t.C:
-			case <-l.kick:
-			}
-			t.Stop()
-			l.qmu.Lock()
-		}
-		select { // a kick for events taken below is spent
+		batch := l.queue
+		l.queue = nil
+		waiting := l.waiting > 0
+		l.waiting = 0
+		select { // a kick for events taken here is spent
 		case <-l.kick:
 		default:
 		}
-		batch := l.queue
-		l.queue = nil
-		l.waiting = 0
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(held) == 0 {
 			l.committing = false
 			l.qmu.Unlock()
 			l.drains.Done()
 			return
 		}
 		l.qmu.Unlock()
-		errs := l.commit(batch)
+		if len(held) == 0 && !waiting && len(batch) < lingerBatch {
+			held, heldErrs = batch, l.commit(batch, false)
+			t := time.NewTimer(l.linger)
+			select {
+			case <-t.C:
+			case <-l.kick:
+			}
+			t.Stop()
+			continue
+		}
+		errs := l.commit(batch, true) // its fsync covers the held lines too
+		herr := l.flush()             // and when it did not run, this one does
+		for i, p := range held {
+			if heldErrs[i] != nil {
+				p.done <- heldErrs[i]
+			} else {
+				p.done <- herr
+			}
+		}
+		held, heldErrs = nil, nil
 		for i, p := range batch {
 			p.done <- errs[i]
 		}
 	}
 }
 
-// commit appends a batch in order and fsyncs once. errs[i] is event i's
-// outcome: an event that cannot be encoded fails alone; a failed write or
-// fsync fails the whole batch, and nothing of it joins the chain.
-func (l *Log) commit(batch []pending) []error {
+// commit appends a batch in order and, if sync, fsyncs the file. errs[i]
+// is event i's outcome: an event that cannot be encoded fails alone; a
+// failed write or fsync fails the whole batch, and nothing of a failed
+// write joins the chain.
+func (l *Log) commit(batch []pending, sync bool) []error {
 	errs := make([]error, len(batch))
 	fill := func(err error) []error {
 		for i := range errs {
@@ -234,13 +254,10 @@ func (l *Log) commit(batch []pending) []error {
 		if err := l.append(buf); err != nil {
 			return err
 		}
-		if err := l.f.Sync(); err != nil {
-			l.syncErr = fmt.Errorf("audit: sync %s: %w (the log needs attention: reopen it once the disk is healthy)", l.path, err)
-			return l.syncErr
-		}
 		l.prev = prev
-		if l.mirror != nil {
-			l.mirror.Write(buf)
+		l.unsynced, l.dirty = append(l.unsynced, buf...), true
+		if sync {
+			return l.syncLocked()
 		}
 		return nil
 	})
@@ -248,6 +265,33 @@ func (l *Log) commit(batch []pending) []error {
 		return fill(err)
 	}
 	return errs
+}
+
+// flush fsyncs lines appended without a sync, if any.
+func (l *Log) flush() error {
+	return l.locked(func() error {
+		if l.syncErr != nil {
+			return l.syncErr
+		}
+		if !l.dirty {
+			return nil
+		}
+		return l.syncLocked()
+	})
+}
+
+// syncLocked fsyncs the file and hands the lines it made durable to the
+// Mirror. A failed fsync is sticky. Caller holds the locks.
+func (l *Log) syncLocked() error {
+	if err := l.f.Sync(); err != nil {
+		l.syncErr = fmt.Errorf("audit: sync %s: %w (the log needs attention: reopen it once the disk is healthy)", l.path, err)
+		return l.syncErr
+	}
+	if l.mirror != nil {
+		l.mirror.Write(l.unsynced)
+	}
+	l.unsynced, l.dirty = l.unsynced[:0], false
+	return nil
 }
 
 // Close waits for queued events, then closes the file. Record returns

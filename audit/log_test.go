@@ -549,3 +549,74 @@ func BenchmarkAuditEnqueueParallel(b *testing.B) {
 		}
 	})
 }
+
+// An Enqueued event is in the file at once, before its fsync (a crash of
+// bastion while the batch lingers loses none of it); the Mirror and the
+// outcome wait for the fsync, which the next Record brings.
+func TestEnqueueWritesBeforeLingering(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	var mirror lockedBuffer
+	l, err := Open(path, Options{Mirror: &mirror})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.linger = time.Hour // only the Record below ends it
+	first := l.Enqueue(Event{Type: "query", Detail: map[string]any{"i": 0}})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(`"query"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Enqueued event was not written while its batch lingered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("outcome %v before any fsync", err)
+	default:
+	}
+	if mirror.Len() != 0 {
+		t.Fatalf("the Mirror got %q before the fsync", mirror.String())
+	}
+	if err := l.Record(Event{Type: "command"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(mirror.String(), "\n"); n != 2 {
+		t.Fatalf("the Mirror got %d lines after the fsync, want 2", n)
+	}
+}
+
+// lockedBuffer is a Mirror the test reads while the log writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
