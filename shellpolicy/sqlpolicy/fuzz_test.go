@@ -2,6 +2,7 @@ package sqlpolicy
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -11,8 +12,9 @@ import (
 )
 
 // FuzzClassify checks, for any input: no panic; a verdict with a rule and
-// a reason; SQL the parser rejects is never allowed; and "A; B" is at least
-// as strict as A and as B when each parses alone.
+// a reason; SQL the parser rejects is never allowed; the cached verdict is
+// the uncached one; and "A; B" is at least as strict as A and as B when
+// each parses alone.
 func FuzzClassify(f *testing.F) {
 	for i, tc := range classifyCases {
 		next := classifyCases[(i+1)%len(classifyCases)]
@@ -48,6 +50,9 @@ func parses(sql string) bool {
 func checkOne(t *testing.T, sql string) Outcome {
 	t.Helper()
 	out := Default().Classify(sql)
+	if again, fresh := Default().Classify(sql), Default().classify(sql); !reflect.DeepEqual(again, fresh) || !reflect.DeepEqual(out, fresh) {
+		t.Fatalf("Classify(%q): first %+v, cached %+v, uncached %+v", sql, out, again, fresh)
+	}
 	if out.Decision < policy.Allow || out.Decision > policy.Deny || out.Rule == "" || out.Reason == "" {
 		t.Fatalf("Classify(%q) = %+v: incomplete result", sql, out.Result)
 	}

@@ -67,9 +67,11 @@ type Outcome struct {
 
 // Classifier is a compiled SQL policy. It is immutable and safe for
 // concurrent use. The zero value and a nil *Classifier apply the default
-// policy.
+// policy. Classifiers made by Default and New remember the verdicts of the
+// texts they have classified (see verdicts).
 type Classifier struct {
-	rules *ruleset // nil means the default policy
+	rules *ruleset  // nil means the default policy
+	seen  *verdicts // nil: no cache
 }
 
 var defaultRules = func() *ruleset {
@@ -80,7 +82,7 @@ var defaultRules = func() *ruleset {
 	return rs
 }()
 
-var defaultClassifier = &Classifier{rules: defaultRules}
+var defaultClassifier = &Classifier{rules: defaultRules, seen: &verdicts{}}
 
 // Default returns the classifier for the built-in policy.
 func Default() *Classifier { return defaultClassifier }
@@ -93,7 +95,7 @@ func New(rules []Rule) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Classifier{rules: rs}, nil
+	return &Classifier{rules: rs, seen: &verdicts{}}, nil
 }
 
 // Classify is Default().Classify(sql).Result; shellpolicy uses it for
@@ -109,6 +111,20 @@ func (c *Classifier) ruleset() *ruleset {
 
 // Classify parses sql as PostgreSQL 17 does and judges each statement.
 func (c *Classifier) Classify(sql string) Outcome {
+	var seen *verdicts
+	if c != nil {
+		seen = c.seen
+	}
+	if out, ok := seen.get(sql); ok {
+		return out
+	}
+	out := c.classify(sql)
+	seen.put(sql, out)
+	return out
+}
+
+// classify is Classify without the cache.
+func (c *Classifier) classify(sql string) Outcome {
 	rs := c.ruleset()
 	if i := strings.IndexByte(sql, 0); i >= 0 {
 		// The server reads a query string up to its first NUL; what the
