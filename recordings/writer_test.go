@@ -291,6 +291,7 @@ func TestErrorsAreSticky(t *testing.T) {
 		"Input":      w.Input([]byte("z")),
 		"Resize":     w.Resize(1, 1),
 		"Marker":     w.Marker("m"),
+		"MarkerOut":  w.MarkerOutput("m", []byte("z")),
 		"Sync":       w.Sync(),
 		"CommandEnd": w.CommandEnd(CommandRef{N: 1}, 0),
 		"Close":      w.Close(0),
@@ -317,7 +318,7 @@ func TestNilWriter(t *testing.T) {
 	t.Parallel()
 	var w *Writer
 	ref, err := w.Command("ls", "allow", "r")
-	for _, err := range []error{w.Output([]byte("x")), w.Input(nil), w.Resize(1, 2), w.Marker("m"), err,
+	for _, err := range []error{w.Output([]byte("x")), w.Input(nil), w.Resize(1, 2), w.Marker("m"), w.MarkerOutput("m", []byte("x")), err,
 		w.CommandEnd(ref, 0), w.Sync(), w.Close(0)} {
 		if err != nil {
 			t.Errorf("nil Writer returned %v", err)
@@ -350,6 +351,54 @@ func TestMarkerRefusesReservedTypes(t *testing.T) {
 		}
 	}
 	// A refused label is not a recording failure.
+	must(t, w.Output([]byte("still recording")))
+}
+
+// TestMarkerOutput: MarkerOutput writes exactly what Marker then Output
+// write (invalid UTF-8 as a raw event too, an incomplete tail held for the
+// next Output), and the result verifies.
+func TestMarkerOutput(t *testing.T) {
+	t.Parallel()
+	type step struct {
+		label string
+		out   []byte
+	}
+	steps := []step{
+		{`{"type":"query","sql":"SELECT 1"}`, []byte("db=> SELECT 1\r\n")},
+		{"plain", []byte("bytes \xff\xfe not UTF-8\r\n")},
+		{"split", []byte("tail \xc3")}, // \xc3 starts é; the next step ends it
+		{"next", []byte("\xa9 done\r\n")},
+		{"empty", nil},
+	}
+	write := func(batched bool) []byte {
+		dir := t.TempDir()
+		w, err := Create(dir, header("mo"), Options{Clock: newClock(t0, time.Millisecond).Now, Signer: testKey})
+		must(t, err)
+		for _, st := range steps {
+			if batched {
+				must(t, w.MarkerOutput(st.label, st.out))
+			} else {
+				must(t, w.Marker(st.label))
+				must(t, w.Output(st.out))
+			}
+		}
+		must(t, w.Close(0))
+		if _, err := VerifyFile(w.Path(), testPub); err != nil {
+			t.Fatalf("batched=%v: %v", batched, err)
+		}
+		b, err := os.ReadFile(w.Path())
+		must(t, err)
+		return b
+	}
+	if one, two := write(true), write(false); !bytes.Equal(one, two) {
+		t.Fatalf("MarkerOutput wrote\n%s\nMarker+Output wrote\n%s", one, two)
+	}
+	w, err := Create(t.TempDir(), header("mo2"), Options{})
+	must(t, err)
+	defer w.Close(0)
+	if err := w.MarkerOutput(`{"type":"end"}`, []byte("x")); err == nil {
+		t.Error("MarkerOutput took a reserved marker type")
+	}
 	must(t, w.Output([]byte("still recording")))
 }
 
