@@ -240,20 +240,20 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			if ev.Approved {
 				detail["approved"] = true
 			}
-			mark, _ := json.Marshal(map[string]any{"type": "query", "sql": ev.Text, "decision": ev.Result.Decision.String(), "rule": ev.Result.Rule,
-				"rows": ev.Rows, "ms": ev.Duration.Milliseconds(), "error": ev.Error})
-			recMu.Lock()
-			err := rec.Marker(string(mark))
-			recMu.Unlock()
-			if err == nil {
-				status := fmt.Sprintf("%s, %d rows, %s", ev.Tag, ev.Rows, ev.Duration.Round(time.Microsecond))
-				if ev.Refused {
-					status = "refused: " + ev.Result.Reason
-				} else if ev.Error != "" {
-					status = "error " + ev.SQLState + ": " + ev.Error
-				}
-				err = logLine("%s=> %s\r\n\x1b[2m   -- %s [%s %s]\x1b[0m\r\n", t.Name, strings.ReplaceAll(ev.Text, "\n", "\r\n   "), status, ev.Result.Decision, ev.Result.Rule)
+			mark, _ := json.Marshal(queryMarker{Type: "query", SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
+				Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error})
+			status := fmt.Sprintf("%s, %d rows, %s", ev.Tag, ev.Rows, ev.Duration.Round(time.Microsecond))
+			if ev.Refused {
+				status = "refused: " + ev.Result.Reason
+			} else if ev.Error != "" {
+				status = "error " + ev.SQLState + ": " + ev.Error
 			}
+			line := fmt.Sprintf("%s=> %s\r\n\x1b[2m   -- %s [%s %s]\x1b[0m\r\n", t.Name, strings.ReplaceAll(ev.Text, "\n", "\r\n   "), status, ev.Result.Decision, ev.Result.Rule)
+			// The marker (for tools) and the log line (for players) in
+			// one write.
+			recMu.Lock()
+			err := rec.MarkerOutput(string(mark), []byte(line))
+			recMu.Unlock()
 			if err == nil {
 				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
 					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
@@ -294,6 +294,17 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		end["cause"] = err.Error()
 	}
 	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+}
+
+// queryMarker is the recording marker of one tunnel statement.
+type queryMarker struct {
+	Type     string `json:"type"` // "query"
+	SQL      string `json:"sql"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule"`
+	Rows     int64  `json:"rows"`
+	MS       int64  `json:"ms"`
+	Error    string `json:"error"`
 }
 
 // asyncSink is an audit sink that can append without waiting for the
