@@ -2,8 +2,8 @@
 # End-to-end figures, side by side with the reference in the same run:
 # bastion vs OpenSSH's sshd on this machine (connection + command round trip,
 # exec output throughput, PTY output throughput). Prints ratios.
-# Usage: scripts/bench.sh  (after `make build`); ROUNDS, SIZE_MB and
-# PGBENCH_TIME tune it; PARTS picks a subset of "ssh pg" (default both).
+# Usage: scripts/bench.sh  (after `make build`); ROUNDS, SIZE_MB, TP_RUNS
+# and PGBENCH_TIME tune it; PARTS picks a subset of "ssh pg" (default both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-30}
@@ -91,12 +91,21 @@ with open(sys.argv[1], "wb") as f:
         f.write(blob[:n]); n -= len(blob)
 PY
   chmod 644 "$big"
-  tp() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]}" "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
-  b_tp=$(tp B); o_tp=$(tp O)
+  # One MB/s figure per run; bastion and sshd runs alternate (B O B O ...)
+  # so that drift in the machine's load hits both, and each side's figure
+  # is the median of its TP_RUNS runs.
+  TP_RUNS=${TP_RUNS:-5}
+  tp1() { local -n cmd=$1; s=$(now); "${cmd[@]}" "cat $big" >/dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); }
+  tpt1() { local -n cmd=$1; s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); }
+  : >"$work/tp.b"; : >"$work/tp.o"; : >"$work/pty.b"; : >"$work/pty.o"
+  for _ in $(seq "$TP_RUNS"); do tp1 B >>"$work/tp.b"; tp1 O >>"$work/tp.o"; done
+  b_tp=$(median <"$work/tp.b"); o_tp=$(median <"$work/tp.o")
 
   # PTY: the same cat with a terminal on both sides.
-  tpt() { local -n cmd=$1; for _ in 1 2 3; do s=$(now); "${cmd[@]:0:${#cmd[@]}-1}" -tt "${cmd[-1]}" "cat $big" >/dev/null 2>&1 </dev/null; e=$(now); echo $(( SIZE_MB * 1000000000 / (e-s) )); done | median; }
-  b_pty=$(tpt B); o_pty=$(tpt O)
+  for _ in $(seq "$TP_RUNS"); do tpt1 B >>"$work/pty.b"; tpt1 O >>"$work/pty.o"; done
+  b_pty=$(median <"$work/pty.b"); o_pty=$(median <"$work/pty.o")
+  # The spread of the pairwise ratios (run i of bastion / run i of sshd).
+  spread() { paste "$work/$1.b" "$work/$1.o" | awk '{r=$1/$2; if (NR==1||r<lo) lo=r; if (NR==1||r>hi) hi=r} END {printf "runs %.2f-%.2f", lo, hi}'; }
 
   # Recording's cost: the same exec through an in-process bastion with and
   # without its recording (bastion has no such switch; the Go benchmark
@@ -108,8 +117,8 @@ PY
 
   printf '\n%-44s %12s %12s %8s\n' "end to end (median)" bastion sshd ratio
   printf '%-44s %10sus %10sus %7.2fx  (target <= 1.2x)\n' "ssh HOST true (connect+auth+exec)" "$b_rt" "$o_rt" "$(awk "BEGIN{print $b_rt/$o_rt}")"
-  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")"
-  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")"
+  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x; %s)\n' "exec 'cat ${SIZE_MB}MB' (masking+recording on)" "$b_tp" "$o_tp" "$(awk "BEGIN{print $b_tp/$o_tp}")" "$(spread tp)"
+  printf '%-44s %8sMB/s %8sMB/s %7.2fx  (target >= 0.9x; %s)\n' "pty 'cat ${SIZE_MB}MB' (ssh -tt)" "$b_pty" "$o_pty" "$(awk "BEGIN{print $b_pty/$o_pty}")" "$(spread pty)"
   printf '\n%-44s %12s %12s %8s\n' "recording overhead (in-process bastion)" "recording" "none" ratio
   printf '%-44s %8sMB/s %8sMB/s %7.2fx\n' "exec 'cat 64MB' (masking on in both)" "$rec_on" "$rec_off" "$(awk "BEGIN{print $rec_on/$rec_off}")"
 fi
@@ -125,8 +134,12 @@ if want pg; then
   for p in $lo $lb; do for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done; done
   d_sel=$(pgb -S -p "$pgport"); o_sel=$(pgb -S -p "$lo"); b_sel=$(pgb -S -p "$lb")
   d_mix=$(pgb -p "$pgport"); o_mix=$(pgb -p "$lo"); b_mix=$(pgb -p "$lb")
+  # The extended protocol, as drivers (pgx, JDBC, psycopg) speak it: the
+  # same Parse text every time, new parameters in Bind.
+  d_ext=$(pgb -S -M extended -p "$pgport"); o_ext=$(pgb -S -M extended -p "$lo"); b_ext=$(pgb -S -M extended -p "$lb")
 
   printf '\n%-44s %12s %12s %8s %12s\n' "pgbench -c 8 -j 2 -T $PGT (tps)" "bastion -L" "openssh -L" ratio direct
   printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "select-only (-S)" "$b_sel" "$o_sel" "$(awk "BEGIN{print $b_sel/$o_sel}")" "$d_sel"
   printf '%-44s %12s %12s %7.2fx %12s  (target >= 0.9x)\n' "default mix (TPC-B like)" "$b_mix" "$o_mix" "$(awk "BEGIN{print $b_mix/$o_mix}")" "$d_mix"
+  printf '%-44s %12s %12s %7.2fx %12s\n' "select-only, extended protocol (-M extended)" "$b_ext" "$o_ext" "$(awk "BEGIN{print $b_ext/$o_ext}")" "$d_ext"
 fi
