@@ -202,24 +202,11 @@ func (w *Writer) Resize(cols, rows int) error {
 // statements...). Players show the label. A label that is a JSON object
 // whose "type" is one of bastion's own markers (command, exit, end, seal)
 // is refused: only the Writer writes those.
-func (w *Writer) Marker(label string) error {
-	if w == nil {
-		return nil
-	}
-	if err := checkLabel(label); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
-		return err
-	}
-	return w.event(w.now(), CodeMarker, []byte(label))
-}
+func (w *Writer) Marker(label string) error { return w.MarkerOutput(label, nil) }
 
-// MarkerOutput records a marker and then output, as Marker and Output
-// would, in one write to the file: the database tunnel's marker and log
-// line for a statement cost one system call, not two.
+// MarkerOutput records a marker and then output (if any), as Marker and
+// Output would, in one write to the file: the database tunnel's marker and
+// log line for a statement cost one system call, not two.
 func (w *Writer) MarkerOutput(label string, out []byte) error {
 	if w == nil {
 		return nil
@@ -235,7 +222,7 @@ func (w *Writer) MarkerOutput(label string, out []byte) error {
 	w.batch, w.batchEnds = w.batch[:0], w.batchEnds[:0]
 	w.batching = true
 	err := w.event(w.now(), CodeMarker, []byte(label))
-	if err == nil {
+	if err == nil && len(out) > 0 {
 		err = w.streamLocked(0, out)
 	}
 	w.batching = false
