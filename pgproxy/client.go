@@ -164,7 +164,7 @@ func (s *session) query(sql string) error {
 	if err := s.writeUp(); err != nil {
 		return err
 	}
-	info := stmtInfo{text: sql, res: s.classifier.Classify(sql).Result}
+	info := stmtInfo{text: sql, res: s.classifier.Verdict(sql)}
 	ue, err := s.decide(&info)
 	if err != nil {
 		return err
@@ -190,7 +190,7 @@ func (s *session) refuseQuery(info stmtInfo, ue *userError) error {
 // parse classifies an extended-protocol statement where it enters the
 // server.
 func (s *session) parse(m *pgproto3.Parse) error {
-	info := stmtInfo{text: m.Query, res: s.classifier.Classify(m.Query).Result}
+	info := stmtInfo{text: m.Query, res: s.classifier.Verdict(m.Query)}
 	ue, err := s.decide(&info)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package sqlpolicy
 
 import (
+	"strconv"
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -63,5 +64,17 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkVerdictShape is Verdict for pgbench -S: each text new, its
+// shape seen before.
+func BenchmarkVerdictShape(b *testing.B) {
+	b.ReportAllocs()
+	Default().Verdict("SELECT abalance FROM pgbench_accounts WHERE aid = 1;")
+	i := 0
+	for b.Loop() {
+		i++
+		Default().Verdict("SELECT abalance FROM pgbench_accounts WHERE aid = " + strconv.Itoa(i%1000000) + ";")
 	}
 }

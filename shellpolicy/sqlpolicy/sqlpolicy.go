@@ -68,10 +68,11 @@ type Outcome struct {
 // Classifier is a compiled SQL policy. It is immutable and safe for
 // concurrent use. The zero value and a nil *Classifier apply the default
 // policy. Classifiers made by Default and New remember the verdicts of the
-// texts they have classified (see verdicts).
+// texts they have classified (see verdicts and Verdict).
 type Classifier struct {
-	rules *ruleset  // nil means the default policy
-	seen  *verdicts // nil: no cache
+	rules  *ruleset  // nil means the default policy
+	seen   *verdicts // nil: no cache
+	shapes *shapes   // nil: no cache by shape (see Verdict)
 }
 
 var defaultRules = func() *ruleset {
@@ -82,7 +83,7 @@ var defaultRules = func() *ruleset {
 	return rs
 }()
 
-var defaultClassifier = &Classifier{rules: defaultRules, seen: &verdicts{}}
+var defaultClassifier = &Classifier{rules: defaultRules, seen: &verdicts{}, shapes: &shapes{}}
 
 // Default returns the classifier for the built-in policy.
 func Default() *Classifier { return defaultClassifier }
@@ -95,7 +96,7 @@ func New(rules []Rule) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Classifier{rules: rs, seen: &verdicts{}}, nil
+	return &Classifier{rules: rs, seen: &verdicts{}, shapes: &shapes{}}, nil
 }
 
 // Classify is Default().Classify(sql).Result; shellpolicy uses it for
@@ -125,22 +126,29 @@ func (c *Classifier) Classify(sql string) Outcome {
 
 // classify is Classify without the cache.
 func (c *Classifier) classify(sql string) Outcome {
+	out, _ := c.classifyTree(sql)
+	return out
+}
+
+// classifyTree is classify that also returns the parse tree (nil when sql
+// does not parse).
+func (c *Classifier) classifyTree(sql string) (Outcome, *pg_query.ParseResult) {
 	rs := c.ruleset()
 	if i := strings.IndexByte(sql, 0); i >= 0 {
 		// The server reads a query string up to its first NUL; what the
 		// parser here would see and what the server runs could differ.
-		return Outcome{Result: parseError(rs, sql, "SQL contains a NUL byte", utf8.RuneCountInString(sql[:i])+1)}
+		return Outcome{Result: parseError(rs, sql, "SQL contains a NUL byte", utf8.RuneCountInString(sql[:i])+1)}, nil
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		var pe *pgparser.Error
 		if errors.As(err, &pe) {
-			return Outcome{Result: parseError(rs, sql, pe.Message, pe.Cursorpos)}
+			return Outcome{Result: parseError(rs, sql, pe.Message, pe.Cursorpos)}, nil
 		}
-		return Outcome{Result: parseError(rs, sql, err.Error(), 0)}
+		return Outcome{Result: parseError(rs, sql, err.Error(), 0)}, nil
 	}
 	if len(tree.Stmts) == 0 {
-		return Outcome{Result: resultOf(rs.base["sql-empty"], "no SQL statement")}
+		return Outcome{Result: resultOf(rs.base["sql-empty"], "no SQL statement")}, tree
 	}
 	out := Outcome{Statements: make([]Statement, 0, len(tree.Stmts))}
 	for i, raw := range tree.Stmts {
@@ -150,7 +158,7 @@ func (c *Classifier) classify(sql string) Outcome {
 		}
 		out.Statements = append(out.Statements, st)
 	}
-	return out
+	return out, tree
 }
 
 // statement judges one top-level statement: each finding under the rules,
