@@ -340,12 +340,13 @@ func TestMarkerRefusesReservedTypes(t *testing.T) {
 	w, err := Create(t.TempDir(), header("m"), Options{})
 	must(t, err)
 	defer w.Close(0)
-	for _, label := range []string{`{"type":"seal","lines":1,"sha256":"00"}`, `{"type":"command","cmd":"ls"}`, ` {"type":"end"}`} {
+	for _, label := range []string{`{"type":"seal","lines":1,"sha256":"00"}`, `{"type":"command","cmd":"ls"}`, ` {"type":"end"}`,
+		`{"TYPE" : "exit"}`, `{"type":"e\u006ed"}`, `{"\u0074ype":"seal"}`, `{"type":"query","type":"end"}`} {
 		if err := w.Marker(label); err == nil {
 			t.Errorf("Marker(%s) accepted", label)
 		}
 	}
-	for _, label := range []string{"plain", `{"type":"approval"}`, `{"type":"seal"`} {
+	for _, label := range []string{"plain", `{"type":"approval"}`, `{"type":"seal"`, `{"type":"END","sql":"end"}`, `{"type":"query","sql":"SELECT 'end' -- seal"}`} {
 		if err := w.Marker(label); err != nil {
 			t.Errorf("Marker(%s) = %v", label, err)
 		}
