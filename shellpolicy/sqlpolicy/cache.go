@@ -22,17 +22,17 @@ import (
 type verdicts struct {
 	mu    sync.RWMutex
 	m     map[string]Outcome
-	bytes int // sum of len(key) over m
+	bytes int // text held: the keys and their statements' texts
 }
 
 const (
 	// cacheMaxText is the longest text remembered; longer ones (bulk
 	// INSERTs, dumps) rarely repeat.
 	cacheMaxText = 8 << 10
-	// cacheMaxBytes bounds the text held per Classifier. When it is
-	// exceeded the cache starts over: a client flooding it with unique
-	// texts costs it speed, nothing else.
-	cacheMaxBytes = 4 << 20
+	// cacheMaxBytes bounds the text held by each of a Classifier's two
+	// caches. When it is exceeded the cache starts over: a client
+	// flooding it with unique texts costs it speed, nothing else.
+	cacheMaxBytes = 2 << 20
 )
 
 func (v *verdicts) get(sql string) (Outcome, bool) {
@@ -59,12 +59,16 @@ func (v *verdicts) put(sql string, out Outcome) {
 	if _, ok := v.m[sql]; ok {
 		return
 	}
-	if v.m == nil || v.bytes+len(sql) > cacheMaxBytes {
+	// The key and the statements' texts (views of sql) are held.
+	size := len(sql)
+	for _, st := range out.Statements {
+		size += len(st.Text)
+	}
+	if v.m == nil || v.bytes+size > cacheMaxBytes {
 		v.m, v.bytes = make(map[string]Outcome), 0
 	}
 	// A copy of the key: sql may be a view of a larger buffer (a protocol
 	// message) that the cache must not keep alive.
-	key := strings.Clone(sql)
-	v.m[key] = out
-	v.bytes += len(key)
+	v.m[strings.Clone(sql)] = out
+	v.bytes += size
 }

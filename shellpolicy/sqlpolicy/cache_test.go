@@ -75,18 +75,26 @@ func TestCacheBounded(t *testing.T) {
 	if n := len(c.seen.m); n != 0 {
 		t.Fatalf("a %d-byte text was cached", len(long))
 	}
-	q := "SELECT " + strings.Repeat("1 + ", 1000) + "%d"
-	n := 0
-	for c.seen.bytes+len(q) <= cacheMaxBytes {
-		c.Classify(fmt.Sprintf(q, n))
-		n++
+	// Each text is held twice: as the key and as its statement's text.
+	q := "SELECT " + strings.Repeat("1 + ", 1000) + "%06d"
+	per := 2 * len(fmt.Sprintf(q, 0))
+	most, prev := 0, 0
+	for i := 0; ; i++ {
+		c.Classify(fmt.Sprintf(q, i))
+		if c.seen.bytes > cacheMaxBytes {
+			t.Fatalf("the cache holds %d bytes, over its %d", c.seen.bytes, cacheMaxBytes)
+		}
+		n := len(c.seen.m)
+		if n < prev {
+			if n != 1 {
+				t.Fatalf("over the bound the cache should start over; it holds %d texts", n)
+			}
+			break
+		}
+		prev, most = n, max(most, n)
 	}
-	if len(c.seen.m) != n || c.seen.bytes > cacheMaxBytes {
-		t.Fatalf("%d texts in, cache holds %d (%d bytes)", n, len(c.seen.m), c.seen.bytes)
-	}
-	c.Classify(fmt.Sprintf(q, n))
-	if len(c.seen.m) != 1 || c.seen.bytes > cacheMaxBytes {
-		t.Fatalf("over the bound the cache should start over; it holds %d (%d bytes)", len(c.seen.m), c.seen.bytes)
+	if most != cacheMaxBytes/per {
+		t.Fatalf("the cache held at most %d texts of %d bytes, want %d", most, per, cacheMaxBytes/per)
 	}
 	if got := c.Classify(fmt.Sprintf(q, 0)); got.Decision != allow {
 		t.Fatalf("after the reset: %+v", got.Result)
