@@ -27,29 +27,23 @@ ORDER BY a.attnum;`},
 	{"delete-where", "DELETE FROM sessions WHERE user_id = 7 AND expires_at < now()"},
 }
 
-// BenchmarkClassify is the per-statement parse+classify cost (a text not
-// seen before).
+// BenchmarkClassify is the per-statement parse+classify cost of a text
+// not seen before (select, psql-d, ...) and of one seen before
+// (seen/select, ...).
 func BenchmarkClassify(b *testing.B) {
-	for _, q := range benchQueries {
-		b.Run(q.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				Default().classify(q.sql)
-			}
-		})
-	}
-}
-
-// BenchmarkClassifyCached is the cost for a text classified before.
-func BenchmarkClassifyCached(b *testing.B) {
-	for _, q := range benchQueries {
-		b.Run(q.name, func(b *testing.B) {
-			b.ReportAllocs()
-			Default().Classify(q.sql)
-			for b.Loop() {
-				Default().Classify(q.sql)
-			}
-		})
+	for _, mode := range []struct {
+		prefix string
+		run    func(string) Outcome
+	}{{"", Default().classify}, {"seen/", Default().Classify}} {
+		for _, q := range benchQueries {
+			b.Run(mode.prefix+q.name, func(b *testing.B) {
+				b.ReportAllocs()
+				mode.run(q.sql)
+				for b.Loop() {
+					mode.run(q.sql)
+				}
+			})
+		}
 	}
 }
 
