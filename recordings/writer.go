@@ -491,6 +491,9 @@ func (w *Writer) writeBatch() error {
 		w.lines++
 		start = end + 1
 	}
+	if cap(w.batch) > 1<<20 {
+		w.batch = nil // one huge statement does not pin its size for the session
+	}
 	return nil
 }
 
