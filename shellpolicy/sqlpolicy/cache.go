@@ -18,7 +18,8 @@ import (
 // verdict can depend on a literal's value (WHERE 1 = 1, col LIKE '%',
 // set_config('role', ...)), so two texts that differ only in literals may
 // be judged differently, and a normalized key would hand one the other's
-// verdict.
+// verdict. Verdict adds a cache by shape only for the statements whose
+// verdict provably does not depend on their literals.
 type verdicts struct {
 	mu    sync.RWMutex
 	m     map[string]Outcome
