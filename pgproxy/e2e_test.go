@@ -85,6 +85,19 @@ func TestE2EPsql(t *testing.T) {
 			t.Fatalf("t has %d rows: part of the refused string ran", n)
 		}
 	})
+	t.Run("an allow is not carried to a literal variant", func(t *testing.T) {
+		// Same text but for literals: the first deletes nothing (1 = 2),
+		// the second every row (1 = 1) and needs an approval this proxy
+		// cannot get. Then the pgbench-like shape, allowed from its cache.
+		out, errOut, err := psql("-qAt", "-c", "delete from t where 1 = 2", "-c", "delete from t where 1 = 1",
+			"-c", "select n from t where n = 7", "-c", "select n from t where n = 1")
+		if err != nil || !strings.Contains(errOut, "ERROR:  bastion: approval required") || out != "1\n" {
+			t.Fatalf("psql: %v\nstdout %q\nstderr %q", err, out, errOut)
+		}
+		if n := count(t, direct, "SELECT count(*) FROM t"); n != 1 {
+			t.Fatalf("t has %d rows, want 1", n)
+		}
+	})
 	t.Run("script keeps going after a denial", func(t *testing.T) {
 		out, errOut, err := psql("-At", "-c", "select 1", "-c", "drop table t", "-c", "select count(*) from t")
 		if err != nil || !strings.Contains(errOut, "bastion: denied") || out != "1\n1\n" {
