@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/bastion-dev/bastion/policy"
 )
 
 // verdicts remembers the Outcome of SQL strings already classified, keyed
@@ -48,6 +50,17 @@ func (v *verdicts) get(sql string) (Outcome, bool) {
 		out.Statements = slices.Clone(out.Statements)
 	}
 	return out, ok
+}
+
+// result is get without the statements.
+func (v *verdicts) result(sql string) (policy.Result, bool) {
+	if v == nil {
+		return policy.Result{}, false
+	}
+	v.mu.RLock()
+	out, ok := v.m[sql]
+	v.mu.RUnlock()
+	return out.Result, ok
 }
 
 func (v *verdicts) put(sql string, out Outcome) {

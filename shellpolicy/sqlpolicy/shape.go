@@ -36,18 +36,17 @@ func (c *Classifier) Verdict(sql string) policy.Result {
 	if c == nil || c.shapes == nil {
 		return c.Classify(sql).Result
 	}
-	if out, ok := c.seen.get(sql); ok {
-		return out.Result
-	}
-	key, ok := shapeKey(sql)
-	if !ok {
-		return c.Classify(sql).Result
-	}
-	if r, hit := c.shapes.get(key); hit {
+	if r, ok := c.seen.result(sql); ok {
 		return r
 	}
+	key, keyed := shapeKey(sql)
+	if keyed {
+		if r, hit := c.shapes.get(key); hit {
+			return r
+		}
+	}
 	out, tree := c.classifyTree(sql)
-	if out.Decision == policy.Allow && tree != nil && literalFree(tree) {
+	if keyed && out.Decision == policy.Allow && tree != nil && literalFree(tree) {
 		c.shapes.put(key, out.Result)
 	} else {
 		c.seen.put(sql, out)
