@@ -259,15 +259,7 @@ func (sess *session) runExecPTY(cmd *exec.Cmd) int {
 	out := s.Masker.Writer(recordedWriter{mu: &recMu, rec: sess.rec.OutputWriter(), to: sess.ch, sess: sess})
 	in := s.Masker.Writer(lockedWriter{mu: &recMu, w: sess.rec.InputWriter()})
 	sess.mu.Lock()
-	sess.resize = func(w window) {
-		p.Resize(pty.Size{Cols: w.cols, Rows: w.rows})
-		recMu.Lock()
-		err := sess.rec.Resize(w.cols, w.rows)
-		recMu.Unlock()
-		if err != nil {
-			sess.cancel(errRecordingFailed)
-		}
-	}
+	sess.resize = sess.recordedResize(&recMu, p.Resize)
 	sess.signal = func(sig ssh.Signal) { signalGroup(cmd, sig) }
 	sess.mu.Unlock()
 	err = p.Wait(io.TeeReader(sess.ch, in), out)

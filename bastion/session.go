@@ -14,6 +14,7 @@ import (
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/certs"
 	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/pty"
 	"github.com/bastion-dev/bastion/recordings"
 	gliderssh "github.com/gliderlabs/ssh"
 	"golang.org/x/crypto/ssh"
@@ -311,4 +312,19 @@ func (sess *session) exit(code int) {
 	_, _ = sess.ch.SendRequest("exit-status", false, ssh.Marshal(&status))
 	_ = sess.ch.CloseWrite()
 	_ = sess.ch.Close()
+}
+
+// recordedResize returns a resize hook for a terminal: it resizes it with
+// resize and records the new size under mu; a recording failure ends the
+// session.
+func (sess *session) recordedResize(mu *sync.Mutex, resize func(pty.Size) error) func(window) {
+	return func(w window) {
+		_ = resize(pty.Size{Cols: w.cols, Rows: w.rows}) // best effort, as a terminal does
+		mu.Lock()
+		err := sess.rec.Resize(w.cols, w.rows)
+		mu.Unlock()
+		if err != nil {
+			sess.cancel(errRecordingFailed)
+		}
+	}
 }

@@ -57,15 +57,7 @@ func (sess *session) runShell() int {
 		OnExit: func(_ string, code int) { sess.endCommand(code, 0) },
 	}
 	sess.mu.Lock()
-	sess.resize = func(w window) {
-		f.Resize(pty.Size{Cols: w.cols, Rows: w.rows})
-		recMu.Lock()
-		err := sess.rec.Resize(w.cols, w.rows)
-		recMu.Unlock()
-		if err != nil {
-			sess.cancel(errRecordingFailed)
-		}
-	}
+	sess.resize = sess.recordedResize(&recMu, f.Resize)
 	sess.mu.Unlock()
 	code, err := f.Run(sess.ctx)
 	sess.mu.Lock()
