@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -80,7 +81,11 @@ func appendString(b, s []byte) []byte {
 	for i := 0; i < len(s); {
 		// Skip eight plain bytes at a time: text output is mostly runs of
 		// printable ASCII between newlines.
-		for i+8 <= len(s) && plain8(binary.LittleEndian.Uint64(s[i:])) {
+		for i+8 <= len(s) {
+			if m := special8(binary.LittleEndian.Uint64(s[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3 // the first special byte
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {
@@ -133,20 +138,18 @@ const (
 	hi8 = 0x8080808080808080
 )
 
-// plain8 reports whether all eight bytes of x (little endian) are printable
-// ASCII other than '"' and '\\', i.e. copied into a JSON string as is. Each
-// test is the exact "some byte is zero / below n" bit trick.
-func plain8(x uint64) bool {
-	below20 := (x - lo8*0x20) &^ x & hi8
-	high := x & hi8
-	del := zero8(x ^ lo8*0x7f)
-	quote := zero8(x ^ lo8*'"')
-	bslash := zero8(x ^ lo8*'\\')
-	return below20|high|del|quote|bslash == 0
+// special8 sets the high bit of the first byte of x (little endian) that is
+// not copied into a JSON string as is: below 0x20, 0x7f, 0x80 and above, '"'
+// and '\\'. It may also set it for bytes after that one, never before, so
+// the lowest set bit finds it. Each term is a bit trick whose borrows and
+// carries start only at a special byte and move to higher bytes: x for
+// bytes >= 0x80, x+0x01.. for 0x7f, x-0x20.. for bytes below 0x20, and
+// "some byte is zero" of x^'"' and of x^'\\'. One expression, so that it
+// inlines into appendString's loop.
+func special8(x uint64) uint64 {
+	q, b := x^(lo8*'"'), x^(lo8*'\\')
+	return (x | (x + lo8) | (x - lo8*0x20) | ((q - lo8) &^ q) | ((b - lo8) &^ b)) & hi8
 }
-
-// zero8 is nonzero iff some byte of x is zero.
-func zero8(x uint64) uint64 { return (x - lo8) &^ x & hi8 }
 
 // incompleteTail returns how many bytes at the end of p are the start of a
 // UTF-8 sequence that the next write may complete (0 to 3).

@@ -3,23 +3,36 @@ package recordings
 import (
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
 func plainByte(c byte) bool { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' }
 
-// TestPlain8 checks the eight-byte fast path against the byte test: every
-// byte value at every position among plain neighbours, and random words.
-func TestPlain8(t *testing.T) {
+// TestSpecial8 checks the eight-byte fast path against the byte test: the
+// lowest flagged byte is the first special one, none flagged when none is.
+// Every byte value at every position among plain neighbours, every pair of
+// byte values at every pair of positions (a borrow or carry from the first
+// must not hide or move the second), and random words.
+func TestSpecial8(t *testing.T) {
 	check := func(w [8]byte) {
-		want := true
-		for _, c := range w {
-			want = want && plainByte(c)
+		want := 8
+		for i, c := range w {
+			if !plainByte(c) {
+				want = i
+				break
+			}
 		}
-		if got := plain8(binary.LittleEndian.Uint64(w[:])); got != want {
-			t.Fatalf("plain8(%q) = %v, want %v", w[:], got, want)
+		m := special8(binary.LittleEndian.Uint64(w[:]))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != want || m&^hi8 != 0 {
+			t.Fatalf("special8(%q) = %#x: first special byte %d, want %d", w[:], m, got, want)
 		}
 	}
 	for pos := range 8 {
@@ -31,6 +44,17 @@ func TestPlain8(t *testing.T) {
 				}
 				w[pos] = byte(c)
 				check(w)
+			}
+		}
+	}
+	for p1 := range 8 {
+		for p2 := p1 + 1; p2 < 8; p2++ {
+			for c1 := range 256 {
+				for c2 := range 256 {
+					w := [8]byte{'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'}
+					w[p1], w[p2] = byte(c1), byte(c2)
+					check(w)
+				}
 			}
 		}
 	}
@@ -86,6 +110,18 @@ func logText(n int) []byte {
 func BenchmarkAppendStringLog(b *testing.B) {
 	s := logText(32 << 10)
 	buf := make([]byte, 0, 64<<10)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = appendString(buf[:0], s)
+	}
+}
+
+// BenchmarkAppendStringANSI is terminal output: colour escapes and \r\n
+// every few words (ls --color).
+func BenchmarkAppendStringANSI(b *testing.B) {
+	line := "\x1b[01;34mdrwxr-xr-x\x1b[0m  2 root root 4096 Nov 26 10:00 \x1b[01;32mbin\x1b[0m\r\n"
+	s := []byte(strings.Repeat(line, (32<<10)/len(line)))
+	buf := make([]byte, 0, 128<<10)
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
 		buf = appendString(buf[:0], s)
