@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -175,6 +176,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		return
 	}
 	var recMu sync.Mutex
+	var logBuf []byte // guarded by recMu
 	// Events of allowed statements are appended in order at once and made
 	// durable by the audit log's next group fsync; the result is not held
 	// for it. Denials and approvals wait. A failed write or fsync ends the
@@ -242,17 +244,11 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			}
 			mark, _ := json.Marshal(queryMarker{Type: "query", SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
 				Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error})
-			status := fmt.Sprintf("%s, %d rows, %s", ev.Tag, ev.Rows, ev.Duration.Round(time.Microsecond))
-			if ev.Refused {
-				status = "refused: " + ev.Result.Reason
-			} else if ev.Error != "" {
-				status = "error " + ev.SQLState + ": " + ev.Error
-			}
-			line := fmt.Sprintf("%s=> %s\r\n\x1b[2m   -- %s [%s %s]\x1b[0m\r\n", t.Name, strings.ReplaceAll(ev.Text, "\n", "\r\n   "), status, ev.Result.Decision, ev.Result.Rule)
 			// The marker (for tools) and the log line (for players) in
 			// one write.
 			recMu.Lock()
-			err := rec.MarkerOutput(string(mark), []byte(line))
+			logBuf = appendStatementLine(logBuf[:0], t.Name, ev)
+			err := rec.MarkerOutput(string(mark), logBuf)
 			recMu.Unlock()
 			if err == nil {
 				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
@@ -294,6 +290,44 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		end["cause"] = err.Error()
 	}
 	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+}
+
+// appendStatementLine appends the recording's log line for one tunnel
+// statement: the statement as psql echoes it, then a dim status line.
+func appendStatementLine(b []byte, target string, ev pgproxy.StatementEvent) []byte {
+	b = append(b, target...)
+	b = append(b, "=> "...)
+	for text := ev.Text; ; {
+		line, rest, more := strings.Cut(text, "\n")
+		b = append(b, line...)
+		if !more {
+			break
+		}
+		b = append(b, "\r\n   "...)
+		text = rest
+	}
+	b = append(b, "\r\n\x1b[2m   -- "...)
+	switch {
+	case ev.Refused:
+		b = append(b, "refused: "...)
+		b = append(b, ev.Result.Reason...)
+	case ev.Error != "":
+		b = append(b, "error "...)
+		b = append(b, ev.SQLState...)
+		b = append(b, ": "...)
+		b = append(b, ev.Error...)
+	default:
+		b = append(b, ev.Tag...)
+		b = append(b, ", "...)
+		b = strconv.AppendInt(b, ev.Rows, 10)
+		b = append(b, " rows, "...)
+		b = append(b, ev.Duration.Round(time.Microsecond).String()...)
+	}
+	b = append(b, " ["...)
+	b = append(b, ev.Result.Decision.String()...)
+	b = append(b, ' ')
+	b = append(b, ev.Result.Rule...)
+	return append(b, "]\x1b[0m\r\n"...)
 }
 
 // queryMarker is the recording marker of one tunnel statement.
