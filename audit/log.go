@@ -233,29 +233,31 @@ func (l *Log) commit(batch []pending, sync bool) []error {
 			l.end = -1
 			return err
 		}
-		var buf []byte
+		// The lines are encoded in place after the unsynced ones, which
+		// they join once written.
+		buf := l.unsynced
+		start := len(buf)
 		prev := l.prev
 		for i, p := range batch {
 			e := p.e
 			if e.Time.IsZero() {
 				e.Time = l.clock()
 			}
-			line, hash, err := encode(e, prev)
+			b, hash, err := appendLine(buf, e, prev)
 			if err != nil {
 				errs[i] = fmt.Errorf("audit: encode %s event: %w", e.Type, err)
 				continue
 			}
-			buf = append(buf, line...)
-			prev = hash
+			buf, prev = b, hash
 		}
-		if len(buf) == 0 {
+		if len(buf) == start {
 			return nil
 		}
-		if err := l.append(buf); err != nil {
+		if err := l.append(buf[start:]); err != nil {
 			return err
 		}
 		l.prev = prev
-		l.unsynced, l.dirty = append(l.unsynced, buf...), true
+		l.unsynced, l.dirty = buf, true
 		if sync {
 			return l.syncLocked()
 		}
@@ -392,24 +394,33 @@ func (l *Log) resync() error {
 const hashSuffixLen = 9 + 64 + 2
 
 // encode returns e's line (with a trailing newline) chained to prev, and
-// its hash. The hash covers the JSON encoding of e without Hash; the line
-// is that encoding with `,"hash":"<hex>"` inserted before the final brace
-// (Hash is the last field of Event, so this is also its JSON encoding).
+// its hash.
 func encode(e Event, prev string) (line []byte, hash string, err error) {
+	return appendLine(nil, e, prev)
+}
+
+// appendLine appends e's line (with a trailing newline) chained to prev to
+// dst, and returns its hash; on error, dst as it was. The hash covers the
+// JSON encoding of e without Hash; the line is that encoding with
+// `,"hash":"<hex>"` inserted before the final brace (Hash is the last field
+// of Event, so this is also its JSON encoding).
+func appendLine(dst []byte, e Event, prev string) ([]byte, string, error) {
 	e.Time = e.Time.UTC()
 	e.Prev, e.Hash = prev, ""
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, "", err
+	n := len(dst)
+	b, ok := appendEvent(dst, &e)
+	if !ok { // something appendEvent leaves to encoding/json, errors included
+		j, err := json.Marshal(e)
+		if err != nil {
+			return dst, "", err
+		}
+		b = append(b[:n], j...)
 	}
-	sum := sha256.Sum256(b)
-	hash = hex.EncodeToString(sum[:])
-	line = make([]byte, 0, len(b)+hashSuffixLen+1)
-	line = append(line, b[:len(b)-1]...)
-	line = append(line, `,"hash":"`...)
-	line = append(line, hash...)
-	line = append(line, "\"}\n"...)
-	return line, hash, nil
+	sum := sha256.Sum256(b[n:])
+	b = append(b[:len(b)-1], `,"hash":"`...)
+	b = hex.AppendEncode(b, sum[:])
+	hash := string(b[len(b)-len(sum)*2:])
+	return append(b, "\"}\n"...), hash, nil
 }
 
 // lineHash recomputes the hash of a line (without its newline) and returns
