@@ -157,6 +157,9 @@ PY
 fi
 
 if want pg; then
+  # The exec runs leave gigabytes of recordings to write back; let that not
+  # land on the first pgbench runs (it slows every fsync on the disk).
+  sync
   # Postgres: pgbench direct, through an OpenSSH -L tunnel (via the sshd
   # above), and through bastion's -L tunnel (policy, masking, recording on).
   # Each figure is the median of PG_RUNS runs of PGT seconds; the three
