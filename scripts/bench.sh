@@ -33,7 +33,8 @@ cgs=()
 # cg_new NAME: a cgroup for one server; prints its directory, or nothing.
 cg_new() { local d="$cgroot/bastion-bench-$$-$1"; [ -n "$cgroot" ] && mkdir "$d" 2>/dev/null && echo "$d"; }
 # cg_enter DIR: moves the calling (sub)shell into DIR, if there is one.
-cg_enter() { [ -z "$1" ] || echo "$BASHPID" >"$1/cgroup.procs"; }
+# A failure leaves the figure at 0 and the benchmark running.
+cg_enter() { [ -z "$1" ] || echo "$BASHPID" 2>/dev/null >"$1/cgroup.procs" || echo "bench: cannot enter $1; its CPU figure will read 0" >&2; }
 # cg_cpu DIR: CPU seconds used in it so far; "nan" without a cgroup.
 cg_cpu() {
   if [ -z "$1" ]; then echo nan; return; fi
