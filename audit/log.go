@@ -298,6 +298,9 @@ func (l *Log) syncLocked() error {
 		l.mirror.Write(l.unsynced)
 	}
 	l.unsynced, l.dirty = l.unsynced[:0], false
+	if cap(l.unsynced) > 1<<20 {
+		l.unsynced = nil // batches are encoded here: a huge one does not pin its size
+	}
 	return nil
 }
 

@@ -249,6 +249,9 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			recMu.Lock()
 			logBuf = appendStatementLine(logBuf[:0], t.Name, ev)
 			err := rec.MarkerOutput(string(mark), logBuf)
+			if cap(logBuf) > 1<<20 {
+				logBuf = nil // one huge statement does not pin its size for the tunnel
+			}
 			recMu.Unlock()
 			if err == nil {
 				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
