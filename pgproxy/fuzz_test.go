@@ -41,7 +41,7 @@ func FuzzServe(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := append(encodeAll(t, startupMsg("app")), data...)
-		// A Statement hook runs the reporter and the upstream barrier;
+		// A Statement hook turns on recording and the upstream barrier;
 		// Serve must return (runScript bounds it) with every event made.
 		var events atomic.Int64
 		p := &Proxy{Hooks: Hooks{Statement: func(StatementEvent) error { events.Add(1); return nil }}}

@@ -90,10 +90,11 @@ type Hooks struct {
 	Approve func(ctx context.Context, stmt string, res policy.Result, notice func(msg string)) (ok bool, reason string)
 
 	// Statement is called once per statement the proxy refused or the server
-	// finished: each simple Query message and each Execute, in order, from
-	// one goroutine per connection. A refusal reaches the client after its
-	// call returns; a statement the server finished is reported while its
-	// result goes to the client, and Serve returns only after every call.
+	// finished: each simple Query message and each Execute, one call at a
+	// time per connection. A refusal reaches the client after its call
+	// returns; a statement the server finished is reported once its result
+	// is written to the client, and nothing more goes to the server until
+	// the call returns. Serve returns only after every call.
 	// Returning an error (the recording failed) ends the connection: fail
 	// closed. nil: no events.
 	Statement func(ev StatementEvent) error

@@ -39,11 +39,16 @@ func (s *session) relay() {
 		s.mu.Lock()
 		s.relayMessage(msg)
 		s.drain()
-		// Gather what the server already sent into one write.
-		if s.fe.ReadBufferLen() == 0 || len(s.cbuf) >= clientFlushSize {
+		// Gather what the server already sent into one write, then
+		// record the statements it finished while the client reads it.
+		flushed := s.fe.ReadBufferLen() == 0 || len(s.cbuf) >= clientFlushSize
+		if flushed {
 			s.flush()
 		}
 		s.mu.Unlock()
+		if flushed || len(s.reports) >= reportQueue {
+			s.recordReports()
+		}
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -153,9 +158,9 @@ func (s *session) describeAnswered() (hidden bool) {
 // were ignored by the server (it ignores Sync in copy-in mode), so they
 // get no answer and go too.
 //
-// A finished statement is reported before the message that ends it is
-// relayed: if the recording fails, the client never sees the statement
-// complete and cannot follow it with another.
+// A finished statement is recorded before anything more goes upstream
+// (writeUp waits for it): if the recording fails, nothing the client sends
+// after it runs.
 func (s *session) done() {
 	e := s.pop()
 	if e.report {

@@ -61,10 +61,14 @@ type session struct {
 	hasDescribed    bool                // the previous message described describedPortal
 	describedPortal string
 
-	// reports feed the reporter goroutine, which calls Hooks.Statement in
-	// order; nil without the hook. reported is closed when it is done.
-	reports  chan report
-	reported chan struct{}
+	// Statement reports. The relay collects the statements the server
+	// finished (reports, relay loop only) and records them once their
+	// results are written to the client, so recording overlaps the
+	// client's next round trip without a goroutine handoff; a refusal is
+	// recorded by the client loop before the client sees it. hookMu keeps
+	// Hooks.Statement calls one at a time.
+	reports []report
+	hookMu  sync.Mutex
 	// queued and recorded count reports: nothing goes upstream until
 	// every statement before it is recorded (writeUp waits on caughtUp).
 	reportMu         sync.Mutex
@@ -178,24 +182,16 @@ func (s *session) run() error {
 	})
 	defer stop()
 
-	if s.p.Hooks.Statement != nil {
-		s.reports, s.reported = make(chan report, reportQueue), make(chan struct{})
-		s.caughtUp = sync.NewCond(&s.reportMu)
-		go s.reporter()
-	}
+	s.caughtUp = sync.NewCond(&s.reportMu)
 	relayDone := make(chan struct{})
 	go func() {
 		defer close(relayDone)
+		defer s.recordReports() // every statement is recorded before Serve returns
 		s.relay()
 	}()
 	s.cancel(s.readClient())
 	<-relayDone
 	s.up.Close()
-	if s.reports != nil {
-		// Every statement is recorded before Serve returns.
-		close(s.reports)
-		<-s.reported
-	}
 
 	cause := context.Cause(s.ctx)
 	var ue *userError
@@ -338,26 +334,24 @@ func (s *session) cancelApproval() bool {
 	return true
 }
 
-// report is one finished statement on its way to Hooks.Statement; the
-// reporter masks its text, off the client's path.
+// report is one finished statement on its way to Hooks.Statement; its
+// text is masked when it is recorded, off the client's path.
 type report struct {
 	ev     StatementEvent
 	errMsg string
-	done   chan error // the caller waits for the hook (refusals)
 }
 
-// reportQueue bounds the statements that ran but are not yet recorded: a
-// recording that cannot keep up holds the connection back.
+// reportQueue bounds the statements the relay holds unrecorded while the
+// server's output is still arriving.
 const reportQueue = 256
 
-// report hands a finished entry to Hooks.Statement. A statement that ran
-// is reported as its result goes to the client: the reporter goroutine
-// records it while the client reads the result and sends the next one,
-// and writeUp sends nothing upstream before it is recorded. A refusal
-// waits until it is recorded. An error ends the session. The relay loop
-// calls report holding mu; the reporter never takes mu.
+// report hands a finished entry to Hooks.Statement. A refusal is recorded
+// at once: the client sees it only after that. A statement that ran is
+// recorded by the relay after its result is written to the client (see
+// relay), and writeUp sends nothing upstream before it is recorded. An
+// error ends the session. The relay calls report holding mu.
 func (s *session) report(e *entry, refused bool) {
-	if s.reports == nil || !e.report {
+	if s.p.Hooks.Statement == nil || !e.report {
 		return
 	}
 	e.report = false // once: a refusal is reported when made, not again when popped
@@ -369,47 +363,50 @@ func (s *session) report(e *entry, refused bool) {
 	s.reportMu.Lock()
 	s.queued++
 	s.reportMu.Unlock()
-	if !refused {
-		r.ev.Duration = time.Since(e.start)
-		s.reports <- r
+	if refused {
+		s.record(&r)
 		return
 	}
-	r.done = make(chan error, 1)
-	s.reports <- r
-	<-r.done
+	r.ev.Duration = time.Since(e.start)
+	s.reports = append(s.reports, r)
+}
+
+// recordReports records the statements the relay collected. Relay loop
+// only, without mu.
+func (s *session) recordReports() {
+	for i := range s.reports {
+		s.record(&s.reports[i])
+		s.reports[i] = report{}
+	}
+	if cap(s.reports) > reportQueue {
+		s.reports = nil
+	} else {
+		s.reports = s.reports[:0]
+	}
+}
+
+// record calls Hooks.Statement for one report.
+func (s *session) record(r *report) {
+	r.ev.Text = s.masker.String(r.ev.Text)
+	r.ev.Error = s.masker.String(r.errMsg)
+	s.hookMu.Lock()
+	err := s.p.Hooks.Statement(r.ev)
+	s.hookMu.Unlock()
+	if err != nil {
+		s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))
+	}
+	s.reportMu.Lock()
+	s.recorded++
+	s.caughtUp.Broadcast()
+	s.reportMu.Unlock()
 }
 
 // waitRecorded returns once every statement reported so far is recorded
 // (or failed to be, which has ended the session).
 func (s *session) waitRecorded() {
-	if s.reports == nil {
-		return
-	}
 	s.reportMu.Lock()
 	for s.recorded < s.queued {
 		s.caughtUp.Wait()
 	}
 	s.reportMu.Unlock()
-}
-
-// reporter calls Hooks.Statement for each report, in order, until reports
-// is closed.
-func (s *session) reporter() {
-	defer close(s.reported)
-	hook := s.p.Hooks.Statement
-	for r := range s.reports {
-		r.ev.Text = s.masker.String(r.ev.Text)
-		r.ev.Error = s.masker.String(r.errMsg)
-		err := hook(r.ev)
-		if err != nil {
-			s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))
-		}
-		s.reportMu.Lock()
-		s.recorded++
-		s.caughtUp.Broadcast()
-		s.reportMu.Unlock()
-		if r.done != nil {
-			r.done <- err
-		}
-	}
 }
