@@ -103,11 +103,17 @@ func countOutput(cmd *exec.Cmd) (int64, error) {
 
 // BenchmarkTunnelPgbench runs pgbench -S (simple protocol: every statement
 // classified) through the real `ssh -L` to an in-process bastion and a
-// real PostgreSQL, for -cpuprofile. PGBENCH_TIME sets the seconds per run.
+// real PostgreSQL, for -cpuprofile. PGBENCH_TIME sets the seconds per run,
+// PGBENCH_ARGS the mode ("-S" unless set; "-M extended -S", or " " for the
+// default mix).
 func BenchmarkTunnelPgbench(b *testing.B) {
 	secs := os.Getenv("PGBENCH_TIME")
 	if secs == "" {
 		secs = "10"
+	}
+	mode := []string{"-S"}
+	if args, ok := os.LookupEnv("PGBENCH_ARGS"); ok {
+		mode = strings.Fields(args)
 	}
 	pg := pgtest.Start(b)
 	bs := sshtest.Start(b, sshtest.Options{Configure: func(env *bastion.Env) {
@@ -123,11 +129,11 @@ func BenchmarkTunnelPgbench(b *testing.B) {
 		return string(out)
 	}
 	_, port, _ := strings.Cut(pg.Addr, ":")
-	pgbench(port, "-i", "-q", "-s", "2")
+	pgbench(port, "-i", "-q", "-s", "10") // as make bench: 10 branches for the mix's 8 clients
 	login := bs.Login("agent-bench")
 	tport := fmt.Sprint(benchTunnel(b, login.SSHConfig, "benchdb"))
 	for b.Loop() {
-		out := pgbench(tport, "-n", "-c", "8", "-j", "2", "-T", secs, "-S")
+		out := pgbench(tport, append([]string{"-n", "-c", "8", "-j", "2", "-T", secs}, mode...)...)
 		if m := regexp.MustCompile(`tps = ([0-9.]+)`).FindStringSubmatch(out); m != nil {
 			tps, _ := strconv.ParseFloat(m[1], 64)
 			b.ReportMetric(tps, "tps")
