@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -222,6 +221,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	// The target's own SQL rules (sql.targets.<name> in the policy file)
 	// over the rules for every target, compiled once when the policy loaded.
 	classifier := s.Policy.SQLClassifier(t.Name)
+	prov := provOf(sess.ident) // shared by the statements' events, which only read it
 	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
@@ -242,19 +242,18 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			if ev.Approved {
 				detail["approved"] = true
 			}
-			mark, _ := json.Marshal(queryMarker{Type: "query", SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
-				Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error})
 			// The marker (for tools) and the log line (for players) in
 			// one write.
 			recMu.Lock()
 			logBuf = appendStatementLine(logBuf[:0], t.Name, ev)
-			err := rec.MarkerOutput(string(mark), logBuf)
+			err := rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
+				Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error}, logBuf)
 			if cap(logBuf) > 1<<20 {
 				logBuf = nil // one huge statement does not pin its size for the tunnel
 			}
 			recMu.Unlock()
 			if err == nil {
-				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: prov, Session: sess.id, Source: sess.source,
 					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
 				recMu.Lock()
 				if err = settled(false); err == nil {
@@ -331,17 +330,6 @@ func appendStatementLine(b []byte, target string, ev pgproxy.StatementEvent) []b
 	b = append(b, ' ')
 	b = append(b, ev.Result.Rule...)
 	return append(b, "]\x1b[0m\r\n"...)
-}
-
-// queryMarker is the recording marker of one tunnel statement.
-type queryMarker struct {
-	Type     string `json:"type"` // "query"
-	SQL      string `json:"sql"`
-	Decision string `json:"decision"`
-	Rule     string `json:"rule"`
-	Rows     int64  `json:"rows"`
-	MS       int64  `json:"ms"`
-	Error    string `json:"error"`
 }
 
 // asyncSink is an audit sink that can append without waiting for the

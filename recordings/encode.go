@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // marker is the JSON label of bastion's own "m" events. Fields are
@@ -131,6 +132,11 @@ func appendString(b, s []byte) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendStr is appendString for a string, without copying it.
+func appendStr(b []byte, s string) []byte {
+	return appendString(b, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 const (

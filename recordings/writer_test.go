@@ -3,6 +3,7 @@ package recordings
 import (
 	"bytes"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -464,4 +465,99 @@ type fakeSigner struct{}
 func (fakeSigner) Public() crypto.PublicKey { return "not a key" }
 func (fakeSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, errors.New("no")
+}
+
+// queryLabel records q with Writer.Query and returns its marker's label
+// and the text of the output events after it.
+func queryLabel(t testing.TB, q Query, out []byte) (label string, output []byte) {
+	w, err := Create(t.TempDir(), header("q"), Options{Clock: newClock(t0, time.Millisecond).Now})
+	must(t, err)
+	must(t, w.Query(q, out))
+	must(t, w.Close(0))
+	f, err := os.Open(w.Path())
+	must(t, err)
+	defer f.Close()
+	r, err := Open(f)
+	must(t, err)
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			t.Fatalf("no query marker: %v", err)
+		}
+		if ev.Type == CodeMarker && label == "" {
+			label = ev.Data
+			continue
+		}
+		if label != "" && ev.Type == CodeOutput {
+			output = append(output, ev.Bytes()...)
+		}
+		if ev.Type == CodeMarker && strings.Contains(ev.Data, `"type":"end"`) {
+			return label, output
+		}
+	}
+}
+
+// perByteUTF8 replaces each byte of s that is not UTF-8 with U+FFFD, as
+// encoding/json reads it.
+func perByteUTF8(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// checkQueryLabel: the label is a JSON object with exactly the fields of
+// q (invalid UTF-8 read back as U+FFFD, as encoding/json reads it), and
+// "type":"query" first.
+func checkQueryLabel(t testing.TB, q Query, label string) {
+	t.Helper()
+	var got struct {
+		Type, SQL, Decision, Rule, Error string
+		Rows, MS                         int64
+	}
+	dec := json.NewDecoder(strings.NewReader(label))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("label %q: %v", label, err)
+	}
+	fix := perByteUTF8
+	want := Query{SQL: fix(q.SQL), Decision: fix(q.Decision), Rule: fix(q.Rule), Error: fix(q.Error), Rows: q.Rows, MS: q.MS}
+	if got.Type != "query" || (Query{SQL: got.SQL, Decision: got.Decision, Rule: got.Rule, Error: got.Error, Rows: got.Rows, MS: got.MS}) != want {
+		t.Fatalf("label %q decodes to %+v, want %+v", label, got, want)
+	}
+	if !strings.HasPrefix(label, `{"type":"query",`) {
+		t.Fatalf("label %q does not start with its type", label)
+	}
+}
+
+// TestQuery: the statement marker decodes to the fields given, whatever
+// the text holds, and the log line follows it as output.
+func TestQuery(t *testing.T) {
+	t.Parallel()
+	for _, q := range []Query{
+		{SQL: "SELECT 1", Decision: "allow", Rule: "sql-read", Rows: 1, MS: 0},
+		{SQL: "select '\"quoted\" \\ back'\nfrom t\twhere x < 1 && y > 2", Decision: "deny", Rule: "sql-drop", Rows: -1, MS: 1 << 40, Error: "42501 refused"},
+		{SQL: "bytes \xff\xfe \xc3 and \u2028 \u0085 \x7f \x00 \x1b[31m", Decision: "approve", Rule: "r\"ule", Error: "\xff"},
+		{},
+	} {
+		line := []byte("db=> " + q.SQL + "\r\n")
+		label, out := queryLabel(t, q, line)
+		checkQueryLabel(t, q, label)
+		if want := perByteUTF8(string(line)); string(out) != want {
+			t.Fatalf("output after the marker: %q, want %q", out, want)
+		}
+	}
+}
+
+// FuzzQueryLabel: any statement, rule and error make a marker label that
+// decodes to them.
+func FuzzQueryLabel(f *testing.F) {
+	f.Add("SELECT 1", "sql-read", "", int64(1), int64(0))
+	f.Add("x\xff\"\\\n\u2028", "r", "e\x00", int64(-5), int64(99))
+	f.Fuzz(func(t *testing.T, sql, rule, errMsg string, rows, ms int64) {
+		q := Query{SQL: sql, Decision: "allow", Rule: rule, Error: errMsg, Rows: rows, MS: ms}
+		label, _ := queryLabel(t, q, nil)
+		checkQueryLabel(t, q, label)
+	})
 }
