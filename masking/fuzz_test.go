@@ -124,7 +124,14 @@ func FuzzStream(f *testing.F) {
 	}
 	m := New(Options{Values: []string{"inj3cted-value"}})
 	f.Fuzz(func(t *testing.T, in string, sizes []byte) {
-		want := m.Bytes([]byte(in))
+		buf := []byte(in)
+		want := m.Bytes(buf)
+		if string(buf) != in {
+			t.Fatalf("Bytes modified its input %q to %q", in, buf)
+		}
+		if s := m.String(in); s != string(want) {
+			t.Fatalf("String(%q) = %q, Bytes gave %q", in, s, want)
+		}
 		got := stream(m, cut(in, sizes))
 		if !bytes.Equal([]byte(got), want) {
 			t.Fatalf("in %q sizes %v\nstream %q\n bytes %q", in, sizes, got, want)
