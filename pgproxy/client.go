@@ -172,7 +172,8 @@ func (s *session) query(sql string) error {
 	if ue != nil {
 		return s.refuseQuery(info, ue)
 	}
-	if err := s.forward(&pgproto3.Query{String: sql}, &entry{kind: kQuery, report: true, info: info, start: time.Now()}); err != nil {
+	s.qmsg.String = sql // forward encodes it; nothing keeps it
+	if err := s.forward(&s.qmsg, &entry{kind: kQuery, report: true, info: info, start: time.Now()}); err != nil {
 		return err
 	}
 	return s.writeUp()

@@ -50,6 +50,7 @@ type session struct {
 	upSecret  []byte
 
 	// Client loop state.
+	qmsg            pgproto3.Query      // the Query being forwarded
 	ubuf            []byte              // encoded messages not yet written upstream
 	upending        []*entry            // their FIFO entries, queued when ubuf is written
 	stmts           map[string]stmtInfo // prepared statements by name
@@ -77,6 +78,7 @@ type session struct {
 
 	mu       sync.Mutex
 	fifo     []*entry      // guarded by mu
+	fifoArr  []*entry      // the array fifo starts over in once empty; guarded by mu
 	cbuf     []byte        // messages for the client not yet written; guarded by mu
 	txStatus byte          // the last ReadyForQuery status; guarded by mu
 	batchErr bool          // an error was sent since the last ReadyForQuery; guarded by mu
@@ -245,6 +247,10 @@ func (s *session) flush() {
 	}
 }
 
+// maxFIFOArr is the largest FIFO array kept for reuse: a burst of pipelined
+// messages does not pin its size for the session.
+const maxFIFOArr = 1024
+
 // maxPending bounds the FIFO: a client that pipelines without reading is
 // held back, as the server holds back a client that does not read.
 const maxPending = 1 << 16
@@ -265,7 +271,13 @@ func (s *session) queue(es ...*entry) {
 		}
 		s.mu.Lock()
 	}
+	if len(s.fifo) == 0 {
+		s.fifo = s.fifoArr[:0] // pop moved fifo along its array; start over
+	}
 	s.fifo = append(s.fifo, es...)
+	if cap(s.fifo) > cap(s.fifoArr) && cap(s.fifo) <= maxFIFOArr {
+		s.fifoArr = s.fifo[:0] // append moved it to a larger array
+	}
 	s.drain()
 	s.flush()
 	s.mu.Unlock()
@@ -303,7 +315,6 @@ func (s *session) pop() *entry {
 		s.room = nil
 	}
 	if len(s.fifo) == 0 {
-		s.fifo = s.fifo[:0:0]
 		if s.idle != nil {
 			close(s.idle)
 			s.idle = nil
