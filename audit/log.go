@@ -54,10 +54,14 @@ type Log struct {
 	// Group commit: Records queue their events; one leader at a time
 	// appends everything queued under one file lock, in one write, made
 	// durable by one fsync, then answers every waiter.
-	qmu        sync.Mutex
-	queue      []pending // guarded by qmu
-	waiting    int       // guarded by qmu: events in queue whose caller waits (Record)
-	committing bool      // guarded by qmu: a leader is draining queue
+	qmu   sync.Mutex
+	queue []pending // guarded by qmu
+	// spare holds emptied batch arrays for the next queue (guarded by
+	// qmu): an event is a few hundred bytes, and a queue grown afresh for
+	// every batch was most of what the database tunnel allocated.
+	spare      [][]pending
+	waiting    int  // guarded by qmu: events in queue whose caller waits (Record)
+	committing bool // guarded by qmu: a leader is draining queue
 	drains     sync.WaitGroup
 	kick       chan struct{} // a Record's event arrived: stop lingering
 	linger     time.Duration // the const linger; tests change it
@@ -177,6 +181,9 @@ func (l *Log) drain() {
 		l.qmu.Lock()
 		batch := l.queue
 		l.queue = nil
+		if n := len(l.spare); n > 0 {
+			l.queue, l.spare = l.spare[n-1], l.spare[:n-1]
+		}
 		waiting := l.waiting > 0
 		l.waiting = 0
 		select { // a kick for events taken here is spent
@@ -209,11 +216,29 @@ func (l *Log) drain() {
 				p.done <- herr
 			}
 		}
+		l.reuse(held)
 		held, heldErrs = nil, nil
 		for i, p := range batch {
 			p.done <- errs[i]
 		}
+		l.reuse(batch)
 	}
+}
+
+// maxSpare bounds the batch arrays kept for reuse, and their size.
+const maxSpare, maxSpareCap = 4, 4096
+
+// reuse keeps an answered batch's array for a later queue.
+func (l *Log) reuse(batch []pending) {
+	if batch == nil || cap(batch) > maxSpareCap {
+		return
+	}
+	clear(batch) // drop the events and channels it held
+	l.qmu.Lock()
+	if len(l.spare) < maxSpare {
+		l.spare = append(l.spare, batch[:0])
+	}
+	l.qmu.Unlock()
 }
 
 // commit appends a batch in order and, if sync, fsyncs the file. errs[i]

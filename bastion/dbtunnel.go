@@ -221,7 +221,9 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	// The target's own SQL rules (sql.targets.<name> in the policy file)
 	// over the rules for every target, compiled once when the policy loaded.
 	classifier := s.Policy.SQLClassifier(t.Name)
-	prov := provOf(sess.ident) // shared by the statements' events, which only read it
+	// Shared by the statements' events, which only read them.
+	prov := provOf(sess.ident)
+	var targetName any = t.Name
 	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
@@ -235,7 +237,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			return false, "not approved"
 		},
 		Statement: func(ev pgproxy.StatementEvent) error {
-			detail := map[string]any{"target": t.Name, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
+			detail := map[string]any{"target": targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
 			if ev.Error != "" {
 				detail["error"] = ev.SQLState + " " + ev.Error
 			}
