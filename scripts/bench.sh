@@ -7,7 +7,8 @@
 # CPU a server spends per run or per transaction much less.
 # Usage: scripts/bench.sh  (after `make build`); ROUNDS, SIZE_MB, TP_RUNS,
 # PGBENCH_TIME and PG_RUNS tune it; PARTS picks a subset of "ssh pg"
-# (default both), PG_LINES a subset of "select mix extended" (default all).
+# (default both), PG_LINES a subset of "select mix extended one" (default
+# all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-30}
@@ -198,11 +199,15 @@ if want pg; then
     printf '%-44s %10sus %10sus %7.2fx  (server CPU per transaction)\n' "  server CPU" "$b" "$o" "$(awk "BEGIN{print $b/$o}")"
   }
   printf '\n%-44s %12s %12s %8s %12s\n' "pgbench -c 8 -j 2 -T $PGT, median of $PG_RUNS (tps)" "bastion -L" "openssh -L" ratio direct
-  PG_LINES=${PG_LINES:-select mix extended}
+  PG_LINES=${PG_LINES:-select mix extended one}
   line() { [[ " $PG_LINES " == *" $1 "* ]]; }
   if line select; then pgline "select-only (-S)" "target >= 0.9x; " -S; fi
   if line mix; then pgline "default mix (TPC-B like)" "target >= 0.9x; "; fi
   # The extended protocol, as drivers (pgx, JDBC, psycopg) speak it: the
   # same Parse text every time, new parameters in Bind.
   if line extended; then pgline "select-only, extended protocol (-M extended)" "" -S -M extended; fi
+  # One client: each transaction is one round trip, so 1/tps is the
+  # latency a tunnel adds to every statement (the mix holds row locks
+  # across seven of them).
+  if line one; then pgline "select-only, one client (-c 1 -j 1)" "1e6/tps = us per round trip; " -S -c 1 -j 1; fi
 fi
