@@ -91,10 +91,11 @@ type Hooks struct {
 
 	// Statement is called once per statement the proxy refused or the server
 	// finished: each simple Query message and each Execute, one call at a
-	// time per connection. A refusal reaches the client after its call
-	// returns; a statement the server finished is reported once its result
-	// is written to the client, and nothing more goes to the server until
-	// the call returns. Serve returns only after every call.
+	// time per connection, in the order they finished or were refused. A
+	// refusal reaches the client after its call returns; a statement the
+	// server finished is reported once its result is written to the
+	// client, and nothing more goes to the server until the call returns.
+	// Serve returns only after every call.
 	// Returning an error (the recording failed) ends the connection: fail
 	// closed. nil: no events.
 	Statement func(ev StatementEvent) error

@@ -408,6 +408,40 @@ func TestPgx(t *testing.T) {
 			t.Errorf("failed copy event %+v", e)
 		}
 	})
+
+	t.Run("a refusal is recorded after what finished before it", func(t *testing.T) {
+		// A batch's statements finish together (the server answers at
+		// Sync) and the relay records them one by one after relaying
+		// the answer; a slow recording leaves the client free to send a
+		// refused statement meanwhile. Its event must still come last.
+		var mu sync.Mutex
+		var order []string
+		slow := &Proxy{Target: targetFor(srv), Hooks: Hooks{Statement: func(ev StatementEvent) error {
+			if !ev.Refused {
+				time.Sleep(5 * time.Millisecond) // longer than Go's mutex handoff threshold (1 ms)
+			}
+			mu.Lock()
+			order = append(order, ev.Text)
+			mu.Unlock()
+			return nil
+		}}}
+		c := pgxConnect(t, clientDSN(serveLocal(t, slow), srv.Database))
+		b := &pgx.Batch{}
+		for i := range 4 {
+			b.Queue("SELECT $1::int", i)
+		}
+		if err := c.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Exec(ctx, "DROP TABLE items", pgx.QueryExecModeSimpleProtocol)
+		wantCode(t, err, "42501", "bastion: denied: ")
+		c.Close(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(order) < 5 || order[len(order)-1] != "DROP TABLE items" {
+			t.Fatalf("events in the order %q; want the refused DROP last", order)
+		}
+	})
 }
 
 // recorder keeps every byte a client received.

@@ -274,9 +274,14 @@ func (s *session) queue(es ...*entry) {
 	if len(s.fifo) == 0 {
 		s.fifo = s.fifoArr[:0] // pop moved fifo along its array; start over
 	}
+	old := s.fifo
 	s.fifo = append(s.fifo, es...)
-	if cap(s.fifo) > cap(s.fifoArr) && cap(s.fifo) <= maxFIFOArr {
-		s.fifoArr = s.fifo[:0] // append moved it to a larger array
+	if len(s.fifo) > cap(old) { // append moved it to a new array
+		clear(old) // pop clears entries in the new one only
+		s.fifoArr = nil
+		if cap(s.fifo) <= maxFIFOArr {
+			s.fifoArr = s.fifo[:0]
+		}
 	}
 	s.drain()
 	s.flush()
@@ -357,7 +362,8 @@ type report struct {
 const reportQueue = 256
 
 // report hands a finished entry to Hooks.Statement. A refusal is recorded
-// at once: the client sees it only after that. A statement that ran is
+// at once, after the statements that finished before it: the client sees
+// it only after that. A statement that ran is
 // recorded by the relay after its result is written to the client (see
 // relay), and writeUp sends nothing upstream before it is recorded. An
 // error ends the session. The relay calls report holding mu.
@@ -371,13 +377,19 @@ func (s *session) report(e *entry, refused bool) {
 		Approved: e.info.approved, Refused: refused, Start: e.start, Tag: e.tag, Rows: e.rows,
 		SQLState: e.code,
 	}, errMsg: e.errMsg}
-	s.reportMu.Lock()
-	s.queued++
-	s.reportMu.Unlock()
 	if refused {
+		// After every statement already finished: the relay may still
+		// be recording them.
+		s.waitRecorded()
+		s.reportMu.Lock()
+		s.queued++
+		s.reportMu.Unlock()
 		s.record(&r)
 		return
 	}
+	s.reportMu.Lock()
+	s.queued++
+	s.reportMu.Unlock()
 	r.ev.Duration = time.Since(e.start)
 	s.reports = append(s.reports, r)
 }
