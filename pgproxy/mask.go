@@ -39,11 +39,10 @@ func (s *session) setColumns(m *pgproto3.RowDescription) {
 	s.cols = s.cols[:0]
 	for i := range m.Fields {
 		f := &m.Fields[i]
-		name := string(f.Name)
 		c := column{text: f.Format == pgproto3.TextFormat || textualOIDs[f.DataTypeOID]}
-		if matchRule(s.rules, name) {
+		if s.columnRule(f.Name) {
 			c.rule = true
-			c.repl = []byte("[MASKED:" + name + "]")
+			c.repl = []byte("[MASKED:" + string(f.Name) + "]")
 		}
 		s.cols = append(s.cols, c)
 		f.Name = s.masker.Bytes(f.Name)
@@ -82,6 +81,24 @@ func (s *session) maskNotice(m *pgproto3.ErrorResponse) {
 	for k, v := range m.UnknownFields {
 		m.UnknownFields[k] = s.masker.String(v)
 	}
+}
+
+// maxRuleSeen bounds the column names a session remembers rule matches for.
+const maxRuleSeen = 1024
+
+// columnRule reports whether a column rule matches name. A session sees
+// the same columns again and again: the answer is remembered. Relay loop
+// only.
+func (s *session) columnRule(name []byte) bool {
+	if r, ok := s.ruleSeen[string(name)]; ok {
+		return r
+	}
+	r := matchRule(s.rules, string(name))
+	if s.ruleSeen == nil || len(s.ruleSeen) >= maxRuleSeen {
+		s.ruleSeen = make(map[string]bool)
+	}
+	s.ruleSeen[string(name)] = r
+	return r
 }
 
 func matchRule(rules []string, name string) bool {

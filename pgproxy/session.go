@@ -88,8 +88,9 @@ type session struct {
 	room     chan struct{} // closed when a full FIFO has room; guarded by mu
 
 	// Relay loop state.
-	cols         []column // the current row description
-	fatalRelayed bool     // the server sent a FATAL error
+	cols         []column        // the current row description
+	ruleSeen     map[string]bool // column name: a column rule matches it
+	fatalRelayed bool            // the server sent a FATAL error
 
 	terminated atomic.Bool // the client sent Terminate: upstream EOF is expected
 }
