@@ -364,10 +364,10 @@ const reportQueue = 256
 
 // report hands a finished entry to Hooks.Statement. A refusal is recorded
 // at once, after the statements that finished before it: the client sees
-// it only after that. A statement that ran is
-// recorded by the relay after its result is written to the client (see
-// relay), and writeUp sends nothing upstream before it is recorded. An
-// error ends the session. The relay calls report holding mu.
+// it only after that. A statement that ran is recorded by the relay after
+// its result is written to the client (see relay), and writeUp sends
+// nothing upstream before it is recorded. An error ends the session. The
+// relay calls report holding mu.
 func (s *session) report(e *entry, refused bool) {
 	if s.p.Hooks.Statement == nil || !e.report {
 		return
