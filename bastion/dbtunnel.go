@@ -16,6 +16,7 @@ import (
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/config"
+	"github.com/bastion-dev/bastion/identity"
 	"github.com/bastion-dev/bastion/pgproxy"
 	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recordings"
@@ -174,42 +175,10 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		conn.Close()
 		return
 	}
-	var recMu sync.Mutex
-	var logBuf []byte // guarded by recMu
-	// Events of allowed statements are appended in order at once and made
-	// durable by the audit log's next group fsync; the result is not held
-	// for it. Denials and approvals wait. A failed write or fsync ends the
-	// tunnel at the next statement, or at its end.
-	async, _ := s.Audit.(asyncSink)
-	var inflight []<-chan error // guarded by recMu
-	settled := func(wait bool) error {
-		for len(inflight) > 0 {
-			select {
-			case err := <-inflight[0]:
-				inflight = inflight[1:]
-				if err != nil {
-					return err
-				}
-			default:
-				if !wait {
-					return nil
-				}
-				if err := <-inflight[0]; err != nil {
-					return err
-				}
-				inflight = inflight[1:]
-			}
-		}
-		return nil
-	}
-	logLine := func(format string, a ...any) error {
-		recMu.Lock()
-		defer recMu.Unlock()
-		return rec.Output([]byte(fmt.Sprintf(format, a...)))
-	}
+	tl := newTunnelLog(s, sess, rec, t.Name)
 	// The first line proves the recording takes writes before any
 	// statement can run; it never serves a tunnel it cannot record.
-	if err := logLine("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance); err != nil {
+	if err := tl.line("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance); err != nil {
 		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
 		rec.Close(ExitRecordingUnavailable)
 		sess.indexEnd(ExitRecordingUnavailable)
@@ -221,9 +190,6 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	// The target's own SQL rules (sql.targets.<name> in the policy file)
 	// over the rules for every target, compiled once when the policy loaded.
 	classifier := s.Policy.SQLClassifier(t.Name)
-	// Shared by the statements' events, which only read them.
-	prov := provOf(sess.ident)
-	var targetName any = t.Name
 	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
@@ -236,50 +202,13 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			}
 			return false, "not approved"
 		},
-		Statement: func(ev pgproxy.StatementEvent) error {
-			detail := map[string]any{"target": targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
-			if ev.Error != "" {
-				detail["error"] = ev.SQLState + " " + ev.Error
-			}
-			if ev.Approved {
-				detail["approved"] = true
-			}
-			// The marker (for tools) and the log line (for players) in
-			// one write.
-			recMu.Lock()
-			logBuf = appendStatementLine(logBuf[:0], t.Name, ev)
-			err := rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
-				Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error}, logBuf)
-			if cap(logBuf) > 1<<20 {
-				logBuf = nil // one huge statement does not pin its size for the tunnel
-			}
-			recMu.Unlock()
-			if err == nil {
-				e := audit.Event{Time: s.Clock(), Type: audit.Query, Identity: prov, Session: sess.id, Source: sess.source,
-					Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
-				recMu.Lock()
-				if err = settled(false); err == nil {
-					if async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
-						inflight = append(inflight, async.Enqueue(e))
-					} else {
-						err = s.audit(e)
-					}
-				}
-				recMu.Unlock()
-			}
-			if err != nil {
-				sess.cancel(errRecordingFailed)
-			}
-			return err
-		},
+		Statement: tl.statement,
 	}}
 	err = p.Serve(sess.ctx, conn)
-	recMu.Lock()
-	if serr := settled(true); serr != nil && err == nil {
+	if serr := tl.finish(); serr != nil && err == nil {
 		err = serr
 		sess.cancel(errRecordingFailed)
 	}
-	recMu.Unlock()
 	code := 0
 	if err != nil {
 		code = 1
@@ -294,6 +223,104 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		end["cause"] = err.Error()
 	}
 	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
+}
+
+// tunnelLog records a tunnel's statements: a marker and a readable log
+// line in the recording, in one write, then a query audit event. Events of
+// allowed statements are appended to the audit log in order at once and
+// made durable by its next group fsync; the result is not held for it.
+// Denials and approvals wait for their own. A failed write or fsync ends
+// the tunnel at the next statement, or at its end.
+type tunnelLog struct {
+	srv    *Server
+	sess   *session
+	rec    *recordings.Writer
+	target string
+	// Shared by the statements' events, which only read them.
+	prov       *identity.Provenance
+	targetName any
+	async      asyncSink // nil: every event waits for its fsync
+
+	mu       sync.Mutex
+	buf      []byte         // the log line being written; guarded by mu
+	inflight []<-chan error // outcomes of enqueued events, oldest first; guarded by mu
+}
+
+func newTunnelLog(s *Server, sess *session, rec *recordings.Writer, target string) *tunnelLog {
+	async, _ := s.Audit.(asyncSink)
+	return &tunnelLog{srv: s, sess: sess, rec: rec, target: target, prov: provOf(sess.ident), targetName: target, async: async}
+}
+
+// line writes a line of the statement log.
+func (l *tunnelLog) line(format string, a ...any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Output([]byte(fmt.Sprintf(format, a...)))
+}
+
+// statement records one statement (pgproxy's Statement hook). A non-nil
+// error ends the tunnel: nothing more goes upstream.
+func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = appendStatementLine(l.buf[:0], l.target, ev)
+	err := l.rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
+		Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error}, l.buf)
+	if cap(l.buf) > 1<<20 {
+		l.buf = nil // one huge statement does not pin its size for the tunnel
+	}
+	if err == nil {
+		err = l.settled(false)
+	}
+	if err == nil {
+		detail := map[string]any{"target": l.targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
+		if ev.Error != "" {
+			detail["error"] = ev.SQLState + " " + ev.Error
+		}
+		if ev.Approved {
+			detail["approved"] = true
+		}
+		e := audit.Event{Time: l.srv.Clock(), Type: audit.Query, Identity: l.prov, Session: l.sess.id, Source: l.sess.source,
+			Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
+		if l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
+			l.inflight = append(l.inflight, l.async.Enqueue(e))
+		} else {
+			err = l.srv.audit(e)
+		}
+	}
+	if err != nil {
+		l.sess.cancel(errRecordingFailed)
+	}
+	return err
+}
+
+// settled returns the first failure among the enqueued events that have
+// an outcome, waiting for all of them if wait. Caller holds mu.
+func (l *tunnelLog) settled(wait bool) error {
+	for len(l.inflight) > 0 {
+		var err error
+		if wait {
+			err = <-l.inflight[0]
+		} else {
+			select {
+			case err = <-l.inflight[0]:
+			default:
+				return nil
+			}
+		}
+		l.inflight = l.inflight[1:]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish waits for every enqueued event's outcome.
+func (l *tunnelLog) finish() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.settled(true)
 }
 
 // appendStatementLine appends the recording's log line for one tunnel
