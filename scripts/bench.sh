@@ -42,6 +42,9 @@ cg_cpu() {
   if [ "$cgfile" = cpu.stat ]; then awk '$1 == "usage_usec" {print $2/1e6}' "$1/cpu.stat"; else awk '{print $1/1e9}' "$1/cpuacct.usage"; fi
 }
 
+# Figures are comparable only on the same kind of machine: say which.
+echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), $(date -u +%F)"
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Both servers run commands as one throwaway account with an empty home,
@@ -168,7 +171,7 @@ if want pg; then
   # paths take turns (bastion, OpenSSH, direct, bastion, ...) so that load
   # drift hits all of them, and the spread of the pairwise bastion/OpenSSH
   # ratios is shown.
-  PGT=${PGBENCH_TIME:-10}
+  PGT=${PGBENCH_TIME:-20} # -T 20: the runs the tunnel's 0.9x target is stated for
   PG_RUNS=${PG_RUNS:-3}
   pgb() { "$pgbin/pgbench" -n -c 8 -j 2 -T "$PGT" "$@" -h 127.0.0.1 -U postgres postgres 2>/dev/null | awk '/^tps/ {print int($3)}'; }
   # pgc CGROUP FILE PGBENCH-ARGS...: pgb, and the server's CPU microseconds
