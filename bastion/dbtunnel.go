@@ -272,21 +272,25 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	if err == nil {
 		err = l.settled(false)
 	}
-	if err == nil {
-		detail := map[string]any{"target": l.targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
-		if ev.Error != "" {
-			detail["error"] = ev.SQLState + " " + ev.Error
-		}
-		if ev.Approved {
-			detail["approved"] = true
-		}
-		e := audit.Event{Time: l.srv.Clock(), Type: audit.Query, Identity: l.prov, Session: l.sess.id, Source: l.sess.source,
-			Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
-		if l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
-			l.inflight = append(l.inflight, l.async.Enqueue(e))
-		} else {
-			err = l.srv.audit(e)
-		}
+	detail := map[string]any{"target": l.targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
+	if ev.Error != "" {
+		detail["error"] = ev.SQLState + " " + ev.Error
+	}
+	if ev.Approved {
+		detail["approved"] = true
+	}
+	if err != nil {
+		// The statement ran (or was refused) all the same: its event is
+		// still written, and waited for, so the audit log keeps who ran
+		// what; then the tunnel ends.
+		detail["recording_error"] = err.Error()
+	}
+	e := audit.Event{Time: l.srv.Clock(), Type: audit.Query, Identity: l.prov, Session: l.sess.id, Source: l.sess.source,
+		Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
+	if err == nil && l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
+		l.inflight = append(l.inflight, l.async.Enqueue(e))
+	} else if aerr := l.srv.audit(e); err == nil {
+		err = aerr
 	}
 	if err != nil {
 		l.sess.cancel(errRecordingFailed)

@@ -127,20 +127,24 @@ func TestTunnelLogStatement(t *testing.T) {
 	}
 }
 
-// A statement the recording cannot take ends the tunnel, and no audit
-// event claims it was recorded.
+// A statement the recording cannot take ends the tunnel; it ran all the
+// same, so its audit event is still written, naming the failure.
 func TestTunnelLogStatementUnrecorded(t *testing.T) {
 	tl, sess, alog := newTestTunnelLog(t)
 	tl.rec.Close(0)
-	ev := pgproxy.StatementEvent{Text: "select 1", Result: policy.Result{Decision: policy.Allow, Rule: "sql-read"}}
+	ev := pgproxy.StatementEvent{Text: "delete from t where id = 7", Result: policy.Result{Decision: policy.Allow, Rule: "sql-write"}, Tag: "DELETE 1", Rows: 1}
 	if err := tl.statement(ev); err == nil {
 		t.Fatal("a statement was recorded in a closed recording")
 	}
 	if cause := context.Cause(sess.ctx); !errors.Is(cause, errRecordingFailed) {
 		t.Errorf("session cause = %v, want %v", cause, errRecordingFailed)
 	}
-	if events, err := audit.Search(alog.Path(), audit.Filter{Type: audit.Query}); err != nil || len(events) != 0 {
-		t.Errorf("query events = %d (%v), want none", len(events), err)
+	events, err := audit.Search(alog.Path(), audit.Filter{Type: audit.Query})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Detail["statement"] != ev.Text || events[0].Detail["recording_error"] == nil {
+		t.Fatalf("query events = %+v, want one for %q with its recording_error", events, ev.Text)
 	}
 }
 
