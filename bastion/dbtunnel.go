@@ -264,11 +264,12 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.buf = appendStatementLine(l.buf[:0], l.target, ev)
-	err := l.rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
+	recErr := l.rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
 		Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error}, l.buf)
 	if cap(l.buf) > 1<<20 {
 		l.buf = nil // one huge statement does not pin its size for the tunnel
 	}
+	err := recErr // or an earlier enqueued event's failure in the audit log
 	if err == nil {
 		err = l.settled(false)
 	}
@@ -279,12 +280,12 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	if ev.Approved {
 		detail["approved"] = true
 	}
-	if err != nil {
-		// The statement ran (or was refused) all the same: its event is
-		// still written, and waited for, so the audit log keeps who ran
-		// what; then the tunnel ends.
-		detail["recording_error"] = err.Error()
+	if recErr != nil {
+		detail["recording_error"] = recErr.Error()
 	}
+	// After a failure the statement ran (or was refused) all the same: its
+	// event is still written, and waited for, so the audit log keeps who
+	// ran what; then the tunnel ends.
 	e := audit.Event{Time: l.srv.Clock(), Type: audit.Query, Identity: l.prov, Session: l.sess.id, Source: l.sess.source,
 		Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
 	if err == nil && l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
