@@ -172,6 +172,6 @@ func (e *Env) SSHServer(logger *slog.Logger) (*Server, error) {
 	}
 	return &Server{
 		Config: e.Config, HostSigner: e.CAs.HostKey, Approvals: e.Approvals, Databases: e.Databases, Checker: e.Checker(), Policy: e.Policy,
-		Audit: e.Audit, RecordingsDir: e.Dir.Recordings(), RecordingKey: e.RecordingKey, Logger: logger,
+		Audit: e.Audit, RecordingsDir: e.Dir.Recordings(), RecordingKey: e.RecordingKey, Logger: logger, Revocations: e.Store,
 	}, nil
 }

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/bastion-dev/bastion/audit"
+	"golang.org/x/sys/unix"
 )
 
 // dbSockets serves the database targets an identity may use on unix sockets
@@ -51,6 +54,10 @@ func (sess *session) startDBSockets(cred *syscall.Credential) (*dbSockets, []str
 		d.stop()
 		return nil, nil, fmt.Errorf("database sockets: %w", err)
 	}
+	want := uint32(os.Getuid())
+	if cred != nil {
+		want = cred.Uid
+	}
 	var service strings.Builder
 	for i, name := range names {
 		t := s.Databases[name]
@@ -72,6 +79,14 @@ func (sess *session) startDBSockets(cred *syscall.Credential) (*dbSockets, []str
 				c, err := ln.Accept()
 				if err != nil {
 					return
+				}
+				if err := peerIs(c, want); err != nil {
+					// Only the session's own uid may use its socket, so a
+					// statement is always audited as the agent that sent it.
+					s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
+						Detail: map[string]any{"channel": "postgres-socket", "target": name, "reason": err.Error()}})
+					c.Close()
+					continue
 				}
 				d.wg.Add(1)
 				go func() {
@@ -97,6 +112,31 @@ func (sess *session) startDBSockets(cred *syscall.Credential) (*dbSockets, []str
 	first := s.Databases[names[0]]
 	env := []string{"PGHOST=" + dir, "PGPORT=5432", "PGDATABASE=" + first.Database, "PGSERVICEFILE=" + svc, "PGSSLMODE=disable"}
 	return d, env, nil
+}
+
+// peerIs checks that the process on the other end of a unix socket runs
+// as uid (SO_PEERCRED, unix(7)).
+func peerIs(c net.Conn, uid uint32) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return errors.New("not a unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("peer credentials: %w", cerr)
+	}
+	if cred.Uid != uid {
+		return fmt.Errorf("peer uid %d is not the session's uid %d", cred.Uid, uid)
+	}
+	return nil
 }
 
 var errCommandEnded = errors.New("the session's command ended")

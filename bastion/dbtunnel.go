@@ -119,6 +119,10 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 		refuse("role may not use this target", fmt.Sprintf("bastion: role %q may not use database %s", id.Provenance.Role, t.Name))
 		return
 	}
+	if err := s.live.admit(id); err != nil {
+		refuse(err.Error(), "bastion: "+err.Error())
+		return
+	}
 	probe := &session{srv: s, ident: id}
 	if err := s.acquire(probe); err != nil {
 		refuse(err.Error(), "bastion: "+err.Error())

@@ -29,6 +29,7 @@ func (sess *session) runExec() int {
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot run commands as the configured user: %v\n", err)
 		return ExitInternal
 	}
+	defer sess.releaseAccount()
 	dbs, err := sess.withDBSockets(cmd)
 	if err != nil {
 		s.Logger.Error("database sockets", "session", sess.id, "err", err)
@@ -107,13 +108,23 @@ func (sess *session) runExec() int {
 func (sess *session) finish(code int, flushErr error, start time.Time) int {
 	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "%sbastion: session ended: %v%s", sess.nl(), cause, sess.nl())
-		if errors.Is(cause, errRecordingFailed) || errors.Is(cause, errStoreFailed) {
-			code = ExitRecordingUnavailable
-		}
+		code = causeCode(cause, code)
 	} else if flushErr != nil {
 		code = ExitRecordingUnavailable
 	}
 	sess.endCommand(code, sess.srv.Clock().Sub(start))
+	return code
+}
+
+// causeCode is the exit status of a session ended by cause, or code when
+// the cause has no status of its own.
+func causeCode(cause error, code int) int {
+	switch {
+	case errors.Is(cause, errRecordingFailed), errors.Is(cause, errStoreFailed):
+		return ExitRecordingUnavailable
+	case errors.Is(cause, errCertRevoked), errors.Is(cause, errCertExpired):
+		return ExitCertificate
+	}
 	return code
 }
 
@@ -158,28 +169,40 @@ func signalGroup(cmd *exec.Cmd, sig ssh.Signal) {
 
 // command_ builds the shell process for this session: a scrubbed
 // environment, the configured directory, its own process group (killed
-// when the session ends), and, when bastion runs as root, the unprivileged
-// OS account the principal maps to.
+// when the session ends), and, when bastion runs as root, the session's own
+// unprivileged uid (or the OS account exec.users maps the principal to),
+// with its own home and TMPDIR. The caller must call
+// sess.releaseAccount once the process is gone.
 func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, error) {
 	cfg := sess.srv.cfg.Exec
 	cmd := exec.CommandContext(ctx, cfg.Shell, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	home, uname := "/", ""
+	home, uname, tmp := "/", "", ""
 	if os.Geteuid() == 0 {
 		name, ok := cfg.Users[sess.ident.Principal]
 		if !ok {
 			name = cfg.DefaultUser
 		}
-		u, err := user.Lookup(name)
-		if err != nil {
-			return nil, fmt.Errorf("look up OS user %q: %w", name, err)
+		if name == "" {
+			acc, err := sess.srv.accts.acquire(sess.id)
+			if err != nil {
+				return nil, err
+			}
+			sess.account = acc
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: acc.uid, Gid: acc.uid, Groups: []uint32{}}
+			home, uname, tmp = acc.home, fmt.Sprintf("bastion-%d", acc.uid), acc.tmp
+		} else {
+			u, err := user.Lookup(name)
+			if err != nil {
+				return nil, fmt.Errorf("look up OS user %q: %w", name, err)
+			}
+			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+			home, uname = u.HomeDir, u.Username
 		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-		home, uname = u.HomeDir, u.Username
 	} else if u, err := user.Current(); err == nil {
 		home, uname = u.HomeDir, u.Username
 	}
@@ -191,6 +214,12 @@ func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, e
 		"PATH=" + cfg.Path, "HOME=" + home, "USER=" + uname, "LOGNAME=" + uname, "SHELL=" + sess.srv.noShell,
 		"BASTION_SESSION=" + sess.id,
 	}
+	if tmp != "" {
+		// The uid has no passwd entry: libpq would fail to name the
+		// database user itself, so PGUSER names it (bastion logs in
+		// upstream with the target's own credentials anyway).
+		env = append(env, "TMPDIR="+tmp, "PGUSER="+sess.ident.Principal)
+	}
 	sess.mu.Lock()
 	for k, v := range sess.env {
 		env = append(env, k+"="+v)
@@ -201,6 +230,14 @@ func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, e
 	sess.mu.Unlock()
 	cmd.Env = env
 	return cmd, nil
+}
+
+// releaseAccount ends what the session's uid left running and frees it.
+func (sess *session) releaseAccount() {
+	if sess.account != nil {
+		sess.srv.accts.release(sess.account)
+		sess.account = nil
+	}
 }
 
 // noShellScript is the $SHELL of agent commands.

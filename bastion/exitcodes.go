@@ -28,4 +28,8 @@ const (
 	// ExitSessionLimit: the identity has too many sessions, or the session hit
 	// its maximum duration or idle timeout.
 	ExitSessionLimit = 216
+	// ExitCertificate: the session's certificate was revoked or reached its
+	// ValidBefore while the session ran, so it was ended; run bastion login
+	// for a new one.
+	ExitCertificate = 217
 )

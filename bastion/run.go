@@ -160,8 +160,12 @@ func checked(next handler) handler {
 		switch res.Decision {
 		case policy.Deny:
 			sess.refusal("denied", res.Reason, res.Hint, res)
-			sess.endCommand(ExitDenied, 0)
-			return ExitDenied
+			code := ExitDenied
+			if res.Rule == ruleCertificate {
+				code = ExitCertificate
+			}
+			sess.endCommand(code, 0)
+			return code
 		case policy.Approve:
 			sess.pending = res
 		}
@@ -196,6 +200,11 @@ func (sess *session) decide(input string) (res policy.Result, err error) {
 	}
 	out := s.Policy.Decide(input, shellpolicy.Input{Principal: sess.ident.Principal, Role: sess.ident.Provenance.Role})
 	res = out.Result
+	if err := s.live.admit(sess.ident); err != nil {
+		// Revoked or expired since the session opened: refused, recorded
+		// and audited like any denial (the session itself is ending).
+		res = policy.Result{Decision: policy.Deny, Rule: ruleCertificate, Reason: err.Error(), Hint: "run bastion login, then retry"}
+	}
 	masked := s.Masker.String(input)
 	sess.masked = masked
 	ref, err := sess.rec.Command(masked, res.Decision.String(), res.Rule)
@@ -219,6 +228,10 @@ func (sess *session) decide(input string) (res policy.Result, err error) {
 	}
 	return res, nil
 }
+
+// ruleCertificate is the rule id of a command refused because the
+// session's certificate was revoked or expired.
+const ruleCertificate = "certificate"
 
 // refusal writes to stderr the two lines every refusal shows the agent.
 func (sess *session) refusal(what, reason, hint string, res policy.Result) {

@@ -8,6 +8,7 @@ import (
 	"github.com/bastion-dev/bastion/approvals"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,12 @@ type Server struct {
 	Logger *slog.Logger
 	// Clock is the time source; nil means time.Now.
 	Clock func() time.Time
+	// Revocations is read every RevocationPoll, so a certificate revoked
+	// anywhere (the CLI, another replica) ends its live connections, not
+	// only its next login; nil leaves revocation to Checker at login.
+	Revocations RevocationFeed
+	// RevocationPoll is how often Revocations is read; 0 means 250ms.
+	RevocationPoll time.Duration
 
 	once     sync.Once
 	initErr  error
@@ -65,6 +72,10 @@ type Server struct {
 	cfg      config.Config
 	srv      *gliderssh.Server
 	limiter  *failLimiter
+	live     *liveness
+	accts    *accounts // per-session uids; nil unless bastion runs as root
+	stopLive context.CancelFunc
+	liveDone chan struct{}
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
 	perSubj  map[string]int        // guarded by mu: live sessions per subject
@@ -99,9 +110,16 @@ func (s *Server) init() {
 			s.Clock = time.Now
 		}
 		s.noShell, s.cleanup, s.initErr = makeNoShell()
+		if s.initErr == nil && os.Geteuid() == 0 {
+			if s.accts, s.initErr = newAccounts(s.cfg.Exec.UIDRange); s.initErr == nil {
+				clean := s.cleanup
+				s.cleanup = func() { clean(); s.accts.close() }
+			}
+		}
 		s.sessions = map[*session]struct{}{}
 		s.perSubj = map[string]int{}
 		s.limiter = newFailLimiter(s.cfg.Limits.AuthFailuresPerMinute, time.Minute, s.Clock)
+		s.live = newLiveness(s, s.Revocations, s.RevocationPoll)
 		s.srv = &gliderssh.Server{
 			HostSigners:      []gliderssh.Signer{s.HostSigner},
 			Version:          "bastion",
@@ -127,8 +145,9 @@ func (s *Server) init() {
 				cfg.MACs = []string{ssh.HMACSHA256ETM, "hmac-sha2-512-etm@openssh.com"}
 				return cfg
 			},
-			IdleTimeout: s.cfg.Limits.IdleTimeout,
-			MaxTimeout:  s.cfg.Limits.MaxSessionDuration,
+			ConnCallback: s.live.accept,
+			IdleTimeout:  s.cfg.Limits.IdleTimeout,
+			MaxTimeout:   s.cfg.Limits.MaxSessionDuration,
 			ConnectionFailedCallback: func(c net.Conn, err error) {
 				s.Logger.Debug("ssh handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			},
@@ -148,7 +167,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.initErr != nil {
 		return fmt.Errorf("bastion: %w", s.initErr)
 	}
-	err := s.srv.Serve(ln)
+	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := s.live.load(lctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("bastion: read the revocation list: %w", err)
+	}
+	s.mu.Lock()
+	if s.stopLive == nil {
+		var ctx context.Context
+		ctx, s.stopLive = context.WithCancel(context.Background())
+		s.liveDone = make(chan struct{})
+		go func() { defer close(s.liveDone); s.live.run(ctx) }()
+	}
+	s.mu.Unlock()
+	err = s.srv.Serve(ln)
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
 	}
@@ -164,7 +197,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for sess := range s.sessions {
 		sess.cancel(errShutdown)
 	}
+	stopLive, liveDone := s.stopLive, s.liveDone
 	s.mu.Unlock()
+	if stopLive != nil {
+		stopLive()
+		<-liveDone
+	}
 	err := s.srv.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -186,17 +224,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // certificate the checker accepts for the login user.
 func (s *Server) authenticate(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
 	src := hostOf(ctx.RemoteAddr())
-	if !s.limiter.allow(src) {
-		s.audit(audit.Event{Type: audit.AuthFailed, Source: src, Detail: map[string]any{"user": ctx.User(), "reason": "rate-limited"}})
-		return false
-	}
 	id, err := s.Checker.Check(ctx.User(), ctx.RemoteAddr(), key)
+	if err == nil {
+		err = s.live.admit(id) // revoked since the store was read by Check's caller, or stale
+	}
 	if err != nil {
-		s.limiter.fail(src)
+		// Past the limit a failing source is throttled: its attempt closes
+		// the connection, and only the first over the limit is audited. A
+		// valid certificate is never throttled (it is checked first), so
+		// a noisy neighbour behind the same address cannot lock it out.
+		over, first := s.limiter.fail(src)
+		if over {
+			if first {
+				s.audit(audit.Event{Type: audit.AuthFailed, Source: src, Detail: map[string]any{"user": ctx.User(), "reason": "rate-limited",
+					"limit_per_minute": s.cfg.Limits.AuthFailuresPerMinute}})
+			}
+			if lc := liveConnOf(ctx); lc != nil {
+				lc.Close()
+			}
+			return false
+		}
 		reason := "refused"
 		var re *certs.RefusedError
 		if errors.As(err, &re) {
 			reason = re.Reason
+		} else if errors.Is(err, errCertRevoked) {
+			reason = certs.ReasonRevoked
 		}
 		detail := map[string]any{"user": ctx.User(), "reason": reason, "key_type": key.Type()}
 		var prov *identity.Provenance
@@ -210,6 +263,9 @@ func (s *Server) authenticate(ctx gliderssh.Context, key gliderssh.PublicKey) bo
 		return false
 	}
 	ctx.SetValue(identityKey, id)
+	if lc := liveConnOf(ctx); lc != nil {
+		lc.authenticated(id)
+	}
 	return true
 }
 
@@ -289,15 +345,14 @@ func (l *failLimiter) prune(src string, now time.Time) []time.Time {
 	return f
 }
 
-func (l *failLimiter) allow(src string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.prune(src, l.clock())) < l.max
-}
-
-func (l *failLimiter) fail(src string) {
+// fail counts a failed authentication from src. over reports whether src
+// is past the limit; first, whether this is the first failure past it in
+// the current window (the one worth auditing).
+func (l *failLimiter) fail(src string) (over, first bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock()
-	l.fails[src] = append(l.prune(src, now), now)
+	f := append(l.prune(src, now), now)
+	l.fails[src] = f
+	return len(f) > l.max, len(f) == l.max+1
 }

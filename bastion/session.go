@@ -62,6 +62,9 @@ type session struct {
 	masked   string                // the current command, masked, as recorded
 	// shellOut is the shell's masked, recorded output (set by runShell).
 	shellOut io.Writer
+	// account is the session's own uid and home (command_ sets it when
+	// bastion runs as root); releaseAccount frees it.
+	account *account
 }
 
 type ptyRequest struct {
@@ -95,6 +98,12 @@ func (s *Server) handleSessionChannel(_ *gliderssh.Server, conn *ssh.ServerConn,
 	id, ok := IdentityFrom(gctx)
 	if !ok {
 		newChan.Reject(ssh.Prohibited, "not authenticated")
+		return
+	}
+	if err := s.live.admit(id); err != nil {
+		s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(id), Source: hostOf(conn.RemoteAddr()),
+			Detail: map[string]any{"channel": "session", "reason": err.Error()}})
+		newChan.Reject(ssh.Prohibited, "bastion: "+err.Error())
 		return
 	}
 	ch, reqs, err := newChan.Accept()

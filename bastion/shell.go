@@ -23,6 +23,7 @@ func (sess *session) runShell() int {
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start a shell as the configured user: %v\r\n", err)
 		return ExitInternal
 	}
+	defer sess.releaseAccount()
 	dbs, err := sess.withDBSockets(cmd)
 	if err != nil {
 		s.Logger.Error("database sockets", "session", sess.id, "err", err)
@@ -65,8 +66,8 @@ func (sess *session) runShell() int {
 	sess.mu.Unlock()
 	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
 		fmt.Fprintf(sess.ch.Stderr(), "\r\nbastion: session ended: %v\r\n", cause)
-		if cause == errRecordingFailed || cause == errStoreFailed {
-			return ExitRecordingUnavailable
+		if c := causeCode(cause, -1); c != -1 {
+			return c
 		}
 	}
 	if err != nil {

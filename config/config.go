@@ -135,11 +135,17 @@ type Exec struct {
 	// when it exists).
 	Dir string `yaml:"dir"`
 	// Users maps a certificate principal to the OS account its commands run
-	// as when bastion runs as root. Principals not listed run as
-	// DefaultUser. Mapping a principal to root must be explicit.
+	// as when bastion runs as root; the sessions of a mapped principal
+	// share that account. Mapping a principal to root must be explicit.
 	Users map[string]string `yaml:"users"`
-	// DefaultUser is the OS account for unmapped principals; default nobody.
+	// DefaultUser, when set, is the one OS account every unmapped
+	// principal's sessions share. Empty (the default) gives each session
+	// its own uid from UIDRange, so no session can reach another's
+	// processes, environment, files or database socket.
 	DefaultUser string `yaml:"default_user"`
+	// UIDRange is where per-session uids come from, "LO-HI"; default
+	// 2000000-2099999. No passwd entry is needed (or should exist) for them.
+	UIDRange string `yaml:"uid_range"`
 	// Path is the PATH commands see; default a standard system PATH.
 	Path string `yaml:"path"`
 }
@@ -156,6 +162,13 @@ type Limits struct {
 	// AuthFailuresPerMinute is how many failed authentications one source
 	// address may make per minute before it is refused; default 20.
 	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// MaxStartups caps connections that have not authenticated yet; the
+	// one over it is dropped before the version exchange, as sshd's
+	// MaxStartups does; default 100.
+	MaxStartups int `yaml:"max_startups"`
+	// LoginGraceTime closes a connection that has not authenticated in
+	// time, as sshd's LoginGraceTime; default 30s.
+	LoginGraceTime time.Duration `yaml:"login_grace_time"`
 }
 
 // Policy points at the user policy file.
@@ -195,7 +208,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.Exec.Shell, "/bin/bash")
 	def(&c.Exec.Dir, "/")
-	def(&c.Exec.DefaultUser, "nobody")
+	def(&c.Exec.UIDRange, "2000000-2099999")
 	def(&c.Exec.Path, "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
 	if c.Limits.MaxSessionsPerIdentity == 0 {
 		c.Limits.MaxSessionsPerIdentity = 16
@@ -211,6 +224,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Limits.AuthFailuresPerMinute == 0 {
 		c.Limits.AuthFailuresPerMinute = 20
+	}
+	if c.Limits.MaxStartups == 0 {
+		c.Limits.MaxStartups = 100
+	}
+	if c.Limits.LoginGraceTime == 0 {
+		c.Limits.LoginGraceTime = 30 * time.Second
 	}
 	return c
 }

@@ -13,7 +13,7 @@ func TestDefaultFileParsesToDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SSH.Listen != "127.0.0.1:2222" || c.HTTP.Listen != "127.0.0.1:8080" || c.Certs.DefaultTTL != 15*time.Minute ||
-		c.Certs.MaxTTL != time.Hour || c.Exec.DefaultUser != "nobody" || c.Exec.Shell != "/bin/bash" ||
+		c.Certs.MaxTTL != time.Hour || c.Exec.DefaultUser != "" || c.Exec.UIDRange != "2000000-2099999" || c.Exec.Shell != "/bin/bash" ||
 		strings.Join(c.SSH.Ciphers, ",") != "aes128-gcm@openssh.com,aes256-gcm@openssh.com" {
 		t.Fatalf("defaults: %+v", c)
 	}

@@ -151,3 +151,45 @@ func (s *Store) IsRevoked(ctx context.Context, serial uint64, keyID string) (boo
 	}
 	return n > 0, nil
 }
+
+// Revocation is one row of the revocation list, in the order rows were
+// added (Seq grows).
+type Revocation struct {
+	Seq    int64
+	Serial uint64 // 0: by key id only
+	KeyID  string // "": by serial only
+	Reason string
+	At     time.Time
+}
+
+// RevocationsSince returns the revocations added after sequence number
+// after, oldest first, at most limit of them (limit <= 0: 1000). A running
+// server polls it, so that a revocation made by another process (the CLI,
+// another replica) closes live connections, not only the next login.
+func (s *Store) RevocationsSince(ctx context.Context, after int64, limit int) ([]Revocation, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT rowid, serial, key_id, reason, revoked_at FROM revocations WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var r Revocation
+		var serial string
+		var at int64
+		if err := rows.Scan(&r.Seq, &serial, &r.KeyID, &r.Reason, &at); err != nil {
+			return nil, fmt.Errorf("read revocations: %w", err)
+		}
+		if serial != "" {
+			if r.Serial, err = strconv.ParseUint(serial, 10, 64); err != nil {
+				return nil, fmt.Errorf("read revocations: serial %q: %w", serial, err)
+			}
+		}
+		r.At = fromUnix(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

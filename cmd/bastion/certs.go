@@ -188,8 +188,12 @@ func newCertsRevokeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke [SERIAL]",
 		Short: "Revoke a certificate by serial (or every certificate of a key id with --key-id)",
-		Long:  "Revoke a certificate. Revocation is checked on every authentication, so it takes effect on the next connection.",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Revoke a certificate. A running bastion reads the revocation list every
+250ms: it ends the certificate's live sessions, shells and database tunnels
+(the agent sees "certificate revoked", exit 217) and closes its connections
+within a second, and refuses every later login, channel, command, shell line
+and statement of it.`,
+		Args: cobra.MaximumNArgs(1),
 	}
 	dir := dataDirFlag(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "revoked by operator", "why (stored and audited)")
