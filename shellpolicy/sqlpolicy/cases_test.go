@@ -279,7 +279,7 @@ var classifyCases = []classifyCase{
 	{name: "call procedure", sql: "CALL refresh_all(true)", want: approve, rule: "sql-opaque", kind: "CALL", reason: "CALL refresh_all"},
 	{name: "execute prepared", sql: "EXECUTE fetch_user(1)", want: approve, rule: "sql-opaque", kind: "EXECUTE"},
 	{name: "dblink", sql: "SELECT * FROM dblink('host=prod', 'SELECT 1') AS t(x int)", want: approve, rule: "sql-opaque", reason: "dblink()"},
-	{name: "dblink_exec", sql: "SELECT dblink_exec('host=prod', 'DROP TABLE users')", want: approve, rule: "sql-opaque"},
+	{name: "dblink_exec", sql: "SELECT dblink_exec('host=prod', 'UPDATE t SET a = 1 WHERE id = 2')", want: approve, rule: "sql-opaque", reason: "dblink_exec() runs SQL given as a string"},
 	{name: "query_to_xml", sql: "SELECT query_to_xml('SELECT * FROM users', true, false, '')", want: approve, rule: "sql-opaque"},
 	{name: "terminate backend", sql: "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'", want: approve, rule: "sql-admin", reason: "pg_terminate_backend()"},
 	{name: "cancel backend", sql: "SELECT pg_cancel_backend(12345)", want: approve, rule: "sql-admin"},

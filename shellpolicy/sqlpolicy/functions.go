@@ -22,10 +22,9 @@ var (
 		"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls",
 		"pg_file_read", "pg_file_length")
 
-	// opaqueFuncs run SQL given as a string, here or on another server.
-	opaqueFuncs = set("dblink", "dblink_exec", "dblink_open", "dblink_send_query",
-		"dblink_connect", "dblink_connect_u",
-		"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema")
+	// opaqueFuncs open connections to other servers, for dblink to run
+	// SQL on (the functions that run SQL given as text are queryFuncs).
+	opaqueFuncs = set("dblink_connect", "dblink_connect_u")
 
 	// adminFuncs signal other backends or change server-wide state.
 	adminFuncs = set("pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf",
@@ -94,7 +93,11 @@ func (a *analysis) funcCall(fc *pg_query.FuncCall) {
 	case serverFileFuncs[name]:
 		a.flag("sql-server-file", kind, call, nil, fn...)
 	case opaqueFuncs[name]:
-		a.flag("sql-opaque", kind, call+" runs SQL given as a string", nil, fn...)
+		a.flag("sql-opaque", kind, call+" connects to another server to run SQL on", nil, fn...)
+	case queryFuncs[name].texts != nil:
+		a.queryCall(fc, queryFuncs[name], call, kind, fn)
+	case regclassFuncs[name]:
+		a.regclassCall(fc)
 	case adminFuncs[name]:
 		a.writes = true
 		a.flag("sql-admin", kind, call, nil, fn...)
