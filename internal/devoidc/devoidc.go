@@ -2,12 +2,19 @@
 // provider (github.com/oauth2-proxy/mockoidc: discovery, JWKS, RS256 ID
 // tokens from the authorization-code flow) on a loopback address, so the
 // whole token-exchange flow can be tried with no identity provider.
+//
+// Only discovery and JWKS are public, as a relying party needs them. The
+// endpoints that mint (authorize, token, and userinfo with them) answer
+// only requests that carry a key this process made at Start: agents run on
+// the same host and reach the loopback port, and mockoidc's authorize
+// endpoint hands whoever calls it the next queued user, or a default one.
 package devoidc
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +31,34 @@ import (
 
 // Issuer is a running development OIDC issuer.
 type Issuer struct {
-	m  *mockoidc.MockOIDC
-	mu sync.Mutex // serialises Token: mockoidc hands queued users to the next authorize call
+	m   *mockoidc.MockOIDC
+	key string     // sent by Token's own requests; see gate
+	mu  sync.Mutex // serialises Token: mockoidc hands queued users to the next authorize call
+}
+
+// keyHeader carries the issuer's key on Token's own requests.
+const keyHeader = "X-Bastion-Dev-Issuer-Key"
+
+// gate refuses every request but discovery and JWKS unless it carries key.
+func gate(key string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case mockoidc.DiscoveryEndpoint, mockoidc.JWKSEndpoint:
+				next.ServeHTTP(w, r)
+				return
+			}
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get(keyHeader)), []byte(key)) != 1 {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				w.WriteHeader(http.StatusForbidden)
+				json.NewEncoder(w).Encode(map[string]string{"error": "access_denied",
+					"error_description": "the dev issuer mints tokens only for bastion itself: run 'bastion dev token' as the operator"})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Start starts an issuer on addr, which must be a loopback address
@@ -45,6 +78,10 @@ func Start(addr string) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
 	}
+	iss := &Issuer{m: m, key: rand.Text()}
+	if err := m.AddMiddleware(gate(iss.key)); err != nil {
+		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
@@ -53,7 +90,7 @@ func Start(addr string) (*Issuer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("dev OIDC issuer: %w", err)
 	}
-	return &Issuer{m: m}, nil
+	return iss, nil
 }
 
 // URL is the issuer URL (the `iss` claim and the discovery base).
@@ -86,6 +123,7 @@ func (i *Issuer) Token(ctx context.Context, subject string, groups []string) (st
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set(keyHeader, i.key)
 	resp, err := noRedirect.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("dev token: authorize: %w", err)
@@ -104,6 +142,7 @@ func (i *Issuer) Token(ctx context.Context, subject string, groups []string) (st
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(keyHeader, i.key)
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("dev token: token endpoint: %w", err)
