@@ -20,7 +20,7 @@ import (
 )
 
 // Every test here drives the real OpenSSH client against a real bastion on
-// 127.0.0.1. Commands run as the unprivileged account (nobody) when the
+// 127.0.0.1. Commands run as each session's own unprivileged uid when the
 // tests run as root, and destructive probes only use forms that are
 // harmless even if the policy failed (GNU rm refuses `rm -rf /`).
 
@@ -77,7 +77,7 @@ func TestE2EDeniedRunsNothing(t *testing.T) {
 	dir := sshtest.SandboxDir(t)
 	marker := filepath.Join(dir, "pwned")
 	// If the policy ever failed, the touch would leave the marker and GNU rm
-	// would refuse `rm -rf /` (--preserve-root), running as nobody anyway.
+	// would refuse `rm -rf /` (--preserve-root), running as an unprivileged uid anyway.
 	r := sshtest.SSH(t, login, nil, "bastion", "touch "+marker+"; rm -rf /")
 	if r.Code != bastion.ExitDenied {
 		t.Fatalf("exit code %d, want %d (stderr %q)", r.Code, bastion.ExitDenied, r.Stderr)

@@ -180,7 +180,8 @@ func RequireTools(t testing.TB, names ...string) {
 }
 
 // SandboxDir returns a temp directory that the unprivileged account agent
-// commands run as (nobody, when the tests run as root) can write to.
+// commands run as (each session's own uid, when the tests run as root) can
+// write to.
 func SandboxDir(t testing.TB) string {
 	t.Helper()
 	d := t.TempDir()
