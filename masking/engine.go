@@ -178,7 +178,7 @@ func (e *engine) process(final, eof bool) error {
 		sc.reset(e.m, v.t, v.from, final && v.complete, streamStart)
 		sc.eof = eof
 		sc.run()
-		if !sc.final && len(v.t)-sc.hold > maxHold {
+		if !sc.eof && len(v.t)-sc.hold > maxHold {
 			sc.reset(e.m, v.t, v.from, true, streamStart)
 			sc.eof = true
 			sc.run()

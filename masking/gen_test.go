@@ -238,6 +238,18 @@ var generators = []func(r *rand.Rand) plant{
 		return plant{"authorization", []part{ctx("Authorization: " + []string{"Bearer ", "Basic ", "Token "}[r.IntN(3)]), sec(rnd(r, alnum+"+/", 16+r.IntN(40))), ctx("\r\n")}}
 	},
 	func(r *rand.Rand) plant {
+		crypt := "./" + alnum
+		h := []string{
+			"SCRAM-SHA-256$4096:" + rnd(r, b64std, 22) + "==$" + rnd(r, b64std, 43) + "=:" + rnd(r, b64std, 43) + "=",
+			"md5" + rnd(r, hexlc, 32),
+			"$2b$" + []string{"10", "12"}[r.IntN(2)] + "$" + rnd(r, crypt, 53),
+			"$6$" + rnd(r, crypt, 16) + "$" + rnd(r, crypt, 86),
+			"$argon2id$v=19$m=65536,t=3,p=4$" + rnd(r, b64std, 22) + "$" + rnd(r, b64std, 43),
+		}[r.IntN(5)]
+		c := [][2]string{{"root:", ":19700:0:99999:7:::"}, {" app | ", "\n"}, {`{"hash": "`, `"}`}}[r.IntN(3)]
+		return plant{"password-hash", []part{ctx(c[0]), sec(h), ctx(c[1])}}
+	},
+	func(r *rand.Rand) plant {
 		return plant{"kubernetes-secret", []part{
 			ctx("\napiVersion: v1\ndata:\n  password: "), sec(rnd(r, b64std, 16) + "=="),
 			ctx("\n  username: "), sec(rnd(r, b64std, 8)),

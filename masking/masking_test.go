@@ -41,6 +41,12 @@ var (
 	tPEMBody    = "MIIEpAIBAAKCAQEA9WqGeaO+EmVdzlKOp8BWhzoYuOc1gcm+h8C8SripKeJ1Whi\n" +
 		"Q/p0FwsbAbWbNrZy05pEaLvzUUQHfEzmMSBKis2HBRyz4/x/VAAWHwzPX3lRHTUG\n" +
 		"ZEjTZtRZniCZGPQDwN/uKedZczWFdhM/q4YaiN+Hl28rB1aFeGdRp2LHqHrC8PED\n"
+	// Password hashes as pg_authid, /etc/shadow and users tables hold them.
+	tSCRAM       = "SCRAM-SHA-256" + "$4096:qkhmYrzvDazH/2xvYC0YWA==$LE8KBN6ukt1/ExCr6A6vAhSL1dKdxwk3s5HxUmpA7Zw=:zZRDC7SDv2mgBYOhUsdcAexiRRgyPBR1SRVKVj1JgbU="
+	tPGMD5       = "md5" + "4e6c1d9c1b6d3ab8c41a0ab0e4a0b5e2"
+	tBcrypt      = "$2b" + "$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+	tSHA512Crypt = "$6" + "$rounds=5000$saltsaltsalt$Xb8dgS5WGKvHGpVnKK8Mn6VeGsSwLQ5QmJgLE9.FDpRgbYwX6tPNkMLqHT1E8UVixVbRrgw3RxAoO5TdK/5Uq1"
+	tArgon2      = "$argon2id" + "$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
 	tRSA     = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + tPEMBody + "-----END RSA PRIVATE KEY-----"
 	tOpenSSH = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" + tPEMBody + "-----END OPENSSH PRIVATE KEY-----"
 )
@@ -241,6 +247,18 @@ var ruleCases = []maskCase{
 	{"authorization/proxy", "Proxy-Authorization: Basic dXNlcjpwYXNzd29yZDE=\r\n", "Proxy-Authorization: Basic " + mk("authorization") + "\r\n"},
 	same("authorization/placeholder", "Authorization: Bearer <token>\nAuthorization: Bearer $TOKEN\n"),
 	same("authorization/docs", "Set the Authorization header. Authorization:\nAuthorization: Bearer\n"),
+
+	// password-hash
+	{"hash/scram in pg_shadow", "usename | passwd\n app | " + tSCRAM + "\n", "usename | passwd\n app | " + mk("password-hash") + "\n"},
+	{"hash/scram sha-1", "SCRAM-SHA-1" + "$4096:c2FsdA==$c3RvcmVka2V5c3RvcmVr:c2VydmVya2V5c2VydmVy x", mk("password-hash") + " x"},
+	{"hash/pg md5", "rolpassword=" + tPGMD5 + ",", "rolpassword=" + mk("password-hash") + ","},
+	{"hash/shadow sha512", "root:" + tSHA512Crypt + ":19700:0:99999:7:::", "root:" + mk("password-hash") + ":19700:0:99999:7:::"},
+	{"hash/bcrypt in json", `{"hash": "` + tBcrypt + `"}`, `{"hash": "` + mk("password-hash") + `"}`},
+	{"hash/argon2", "stored " + tArgon2 + "\n", "stored " + mk("password-hash") + "\n"},
+	{"hash/yescrypt", "alice:$y" + "$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7:19000::", "alice:" + mk("password-hash") + ":19000::"},
+	same("hash/shell variables", "echo $1$2 $HOME$PATH $6$x$y cost=$12$"),
+	same("hash/md5sum", "d41d8cd98f00b204e9800998ecf8427e  file\nmd5sum md5: d41d8cd98f00b204e9800998ecf8427e\n"),
+	same("hash/prompt", "user@host:~$ ls\n$ "),
 
 	// injected values are covered in TestValues.
 

@@ -25,6 +25,7 @@ const (
 	kVault
 	kDigitalOcean
 	kJWT
+	kPasswordHash
 	kAWSSecretKey
 	kAzureKey
 	kKubeSecret
@@ -63,6 +64,7 @@ var ruleInfo = [numKinds]RuleInfo{
 	kVault:           {"vault-token", "HashiCorp Vault tokens (hvs., hvb., hvr.; s. after VAULT_TOKEN or X-Vault-Token)"},
 	kDigitalOcean:    {"digitalocean-token", "DigitalOcean tokens (dop_v1_, doo_v1_, dor_v1_)"},
 	kJWT:             {"jwt", "JSON Web Tokens (eyJ....eyJ....signature)"},
+	kPasswordHash:    {"password-hash", "password hashes: PostgreSQL SCRAM verifiers (SCRAM-SHA-256$...) and md5 + 32 hex, crypt(3) hashes ($2b$, $argon2id$, $6$, $y$, ...)"},
 	kAWSSecretKey:    {"aws-secret-key", "AWS secret access keys after aws_secret_access_key, AWS_SECRET_ACCESS_KEY or SecretAccessKey"},
 	kAzureKey:        {"azure-key", "Azure storage and service bus keys (AccountKey=, SharedAccessKey=) and SAS signatures (sig=)"},
 	kKubeSecret:      {"kubernetes-secret", "values under data: and stringData: of a Kubernetes Secret (YAML or JSON)"},

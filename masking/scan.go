@@ -77,10 +77,12 @@ func init() {
 	set("-kpts", '-')
 	set("y", 'J')
 	set("S", '0') // LS0tLS1CRUdJTi: base64 of "-----BEGIN"
+	set("d", '5') // md5 + 32 hex
 	for c := range 256 {
 		if !is(byte(c), cWord) {
 			pairs[pairIndex(byte(c), 'A')] = 1
 			pairs[pairIndex(byte(c), 'S')] = 1
+			pairs[pairIndex(byte(c), '$')] = 1 // crypt(3) hashes
 		}
 	}
 }
@@ -110,6 +112,12 @@ type scanner struct {
 	// eof reports that the stream has ended (Close, Bytes), not only
 	// paused (Flush): even a cut private key header is decided then.
 	eof bool
+	// pause is final without eof: a Flush or the idle timer. Rules for
+	// weak candidates (a value after a key name) decide what they have;
+	// rules for strong ones (a token with a distinctive prefix, a hash, a
+	// key body) keep holding a candidate that is not yet a complete match,
+	// because a clock must not release the beginning of a secret.
+	pause bool
 
 	// hold is the smallest index at which an undecided candidate starts:
 	// t[hold:] must be kept back until more input arrives.
@@ -196,6 +204,7 @@ func (s *scanner) hasPrefixAt(i int, p string) (ok, partial bool) {
 func (s *scanner) run() {
 	t := s.t
 	i := s.from
+	s.pause = s.final && !s.eof
 	if i == 0 && len(t) > 0 {
 		// The byte before the stream counts as a line break.
 		if pairs[pairIndex('\n', t[0])] != 0 {
@@ -215,6 +224,9 @@ func (s *scanner) run() {
 	s.values()
 	if !s.final {
 		s.trailing()
+	}
+	if !s.eof {
+		s.strongTail()
 	}
 	s.resolve()
 }
@@ -244,10 +256,59 @@ func (s *scanner) dispatch(i int) {
 	switch s.t[i] {
 	case '=':
 		s.assign(i)
+		return
 	case ':':
 		s.colon(i)
+		return
 	case '/':
 		s.url(i - 1)
+		return
+	}
+	if !s.pause {
+		s.strong(i)
+		return
+	}
+	// A pause: first as if more input were coming. A candidate that
+	// wants more is decided now only if it is a match that more input
+	// could not lengthen (an AWS key ID of 16 characters, not a GitHub
+	// token of 36 that may have more); otherwise it stays held.
+	hold, n := s.hold, len(s.ms)
+	s.final = false
+	whole := s.strong(i)
+	s.final = true
+	if s.hold >= hold || !whole {
+		return
+	}
+	want := s.hold
+	s.hold, s.ms = hold, s.ms[:n]
+	s.strong(i)
+	if len(s.ms) == n || s.grows(i, s.ms[n:]) {
+		s.ms, s.hold = s.ms[:n], want
+	}
+}
+
+// grows reports whether one more token byte after t would lengthen one of
+// ms, the matches the rule at i found. It runs only at a pause that cuts a
+// strong candidate, so its copy of t costs little.
+func (s *scanner) grows(i int, ms []match) bool {
+	g := scanner{m: s.m, t: append(s.t[:len(s.t):len(s.t)], 'a'), from: s.from, final: true, streamStart: s.streamStart}
+	g.hold, g.pemAt, g.pemEnd, g.anchor = len(g.t), -1, -1, i
+	g.strong(i)
+	for _, a := range ms {
+		for _, b := range g.ms {
+			if b.start == a.start && b.end > a.end {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// strong runs the rules anchored at t[i] other than '=', ':' and '/'. It
+// reports whether a candidate cut by a pause may be decided once complete:
+// not a key block, whose continuation lines would follow unmasked.
+func (s *scanner) strong(i int) (whole bool) {
+	switch s.t[i] {
 	case '_':
 		s.underscore(i)
 	case '-':
@@ -256,7 +317,7 @@ func (s *scanner) dispatch(i int) {
 				s.anchor = i - 1
 				s.dashes(i - 1)
 			}
-			return
+			return false
 		}
 		s.dash(i)
 	case '.':
@@ -286,7 +347,13 @@ func (s *scanner) dispatch(i int) {
 		s.upperJ(i)
 	case '0':
 		s.pemBase64(i - 2)
+		return false
+	case '$':
+		s.cryptHash(i)
+	case '5':
+		s.pgMD5(i)
 	}
+	return true
 }
 
 // trailing holds back the run of token characters at the end of t: it may be
@@ -316,8 +383,8 @@ func (s *scanner) values() {
 			s.add(i+j, i+j+len(v), kInjected)
 			i += j + len(v)
 		}
-		if s.final {
-			continue
+		if s.eof {
+			continue // a pause keeps the beginning of a value too
 		}
 		// Longest proper prefix of v that is a suffix of t.
 		for k := min(len(v)-1, len(t)-s.from); k > 0; k-- {

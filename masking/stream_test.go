@@ -313,12 +313,25 @@ func TestIdleFlush(t *testing.T) {
 		if got := get(); got != "user@host:~$ echo" {
 			t.Fatalf("after idle: %q", got)
 		}
-		// A complete token held at the end is masked by the idle flush.
-		w.Write([]byte(" " + tGHP))
+		// A complete token of fixed length held at the end is masked
+		// by the idle flush; one that may grow waits for its end.
+		w.Write([]byte(" " + tAWS))
 		time.Sleep(25 * time.Millisecond)
 		synctest.Wait()
-		if got := get(); got != "user@host:~$ echo "+mk("github-token") {
+		if got := get(); got != "user@host:~$ echo "+mk("aws-access-key") {
 			t.Fatalf("token at idle: %q", got)
+		}
+		w.Write([]byte(" " + tGHP))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := get(); got != "user@host:~$ echo "+mk("aws-access-key")+" " {
+			t.Fatalf("growing token at idle: %q", got)
+		}
+		w.Write([]byte("\n"))
+		time.Sleep(25 * time.Millisecond)
+		synctest.Wait()
+		if got := get(); got != "user@host:~$ echo "+mk("aws-access-key")+" "+mk("github-token")+"\n" {
+			t.Fatalf("token ended: %q", got)
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)

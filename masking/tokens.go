@@ -298,6 +298,8 @@ func (s *scanner) upperS(i int) {
 		return
 	}
 	switch s.at(i + 1) {
+	case 'C':
+		s.scram(i)
 	case 'G':
 		ok, partial := s.hasPrefixAt(i, "SG.")
 		if partial {
