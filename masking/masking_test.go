@@ -47,8 +47,8 @@ var (
 	tBcrypt      = "$2b" + "$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
 	tSHA512Crypt = "$6" + "$rounds=5000$saltsaltsalt$Xb8dgS5WGKvHGpVnKK8Mn6VeGsSwLQ5QmJgLE9.FDpRgbYwX6tPNkMLqHT1E8UVixVbRrgw3RxAoO5TdK/5Uq1"
 	tArgon2      = "$argon2id" + "$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
-	tRSA     = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + tPEMBody + "-----END RSA PRIVATE KEY-----"
-	tOpenSSH = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" + tPEMBody + "-----END OPENSSH PRIVATE KEY-----"
+	tRSA         = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + tPEMBody + "-----END RSA PRIVATE KEY-----"
+	tOpenSSH     = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" + tPEMBody + "-----END OPENSSH PRIVATE KEY-----"
 )
 
 func mk(kind string) string { return "[MASKED:" + kind + "]" }
