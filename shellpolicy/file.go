@@ -106,7 +106,7 @@ func compile(base *Policy, data []byte, name string) (*Policy, error) {
 			}
 		}
 	}
-	fp.compileSQL(p, sql)
+	fp.compileSQL(p, base, sql)
 	if len(fp.errs) > 0 {
 		slices.SortStableFunc(fp.errs, func(a, b *ParseError) int {
 			return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))

@@ -43,6 +43,10 @@ type Finding struct {
 	Command []string      // the command's words after quoting, variables and wrappers are resolved
 	Result  policy.Result // the strictest result for this command
 	Pos     string        // line:col of the command in the input
+	// Approvals, when Result asks for approval, is every rule that asks
+	// to approve this command, each once, Result's first: an approver is
+	// shown them all.
+	Approvals []policy.Result
 }
 
 // Outcome is the decision for a whole command line: the strictest result of
@@ -60,8 +64,9 @@ type Policy struct {
 	anyName []*rule            // rules with a match on any or a pattern command name
 	summary Summary
 
-	sql    *sqlpolicy.Classifier // sql.rules over the built-in SQL policy; nil: the built-in one
-	sqlFor map[string]*targetSQL // sql.targets by name
+	sql        *sqlpolicy.Classifier // sql.rules over the built-in SQL policy; nil: the built-in one
+	sqlFor     map[string]*targetSQL // sql.targets by name
+	sqlMaxRows int                   // sql.max_rows
 }
 
 // Summary counts the rules of a policy, for `bastion policy lint`.

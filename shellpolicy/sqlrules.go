@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -18,6 +19,7 @@ import (
 // the database proxy and for SQL found in shell commands:
 //
 //	sql:
+//	  max_rows: 1000      # planner estimate above which an UPDATE or DELETE needs approval
 //	  rules: [...]        # every database target, and psql -c / here-docs
 //	  targets:
 //	    <name>:           # a database target of bastion.yaml
@@ -41,9 +43,17 @@ type fileSQLTarget struct {
 
 // fileSQL is the sql: section as written.
 type fileSQL struct {
+	maxRows *int // sql.max_rows; nil when not given
 	rules   []sqlRule
 	targets []fileSQLTarget
 }
+
+// DefaultSQLMaxRows is sql.max_rows when a policy file does not set it.
+const DefaultSQLMaxRows = 1000
+
+// maxSQLMaxRows bounds sql.max_rows: a planner estimate is a float, and a
+// limit past int32 is no limit a user meant.
+const maxSQLMaxRows = 1<<31 - 1
 
 // targetSQL is the compiled SQL policy of one target.
 type targetSQL struct {
@@ -57,6 +67,8 @@ func (fp *fileParser) sqlSection(n ast.Node) *fileSQL {
 	s := &fileSQL{}
 	fp.mapping(n, "sql", func(key string, k, v ast.Node) {
 		switch key {
+		case "max_rows":
+			s.maxRows = fp.maxRows(v)
 		case "rules":
 			s.rules = fp.sqlRules(v, "sql.rules", false)
 		case "targets":
@@ -77,10 +89,41 @@ func (fp *fileParser) sqlSection(n ast.Node) *fileSQL {
 				s.targets = append(s.targets, t)
 			})
 		default:
-			fp.errorf(k, "unknown field %q in sql (want rules or targets)", key)
+			fp.errorf(k, "unknown field %q in sql (want max_rows, rules or targets)", key)
 		}
 	})
 	return s
+}
+
+// maxRows reads sql.max_rows: a whole number of rows, 0 or more, written
+// as a YAML integer (not "1000", 1e3 or 1_000, which YAML reads as other
+// things). It reports an error at the value and returns nil when the
+// value is not one.
+func (fp *fileParser) maxRows(v ast.Node) *int {
+	if !fp.plainYAML(v) {
+		return nil
+	}
+	const want = "sql.max_rows: want a whole number of rows from 0 to 2147483647 (0: ask the target for no estimate)"
+	in, ok := v.(*ast.IntegerNode)
+	if !ok {
+		got := "nothing"
+		if v != nil {
+			got = strings.ToLower(v.Type().String())
+			if tk := v.GetToken(); tk != nil && tk.Value != "" {
+				got = fmt.Sprintf("%q", tk.Value)
+			}
+		}
+		fp.errorf(v, "%s, got %s", want, got)
+		return nil
+	}
+	text := in.GetToken().Value
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 || n > maxSQLMaxRows {
+		fp.errorf(v, "%s, got %s", want, text)
+		return nil
+	}
+	rows := int(n)
+	return &rows
 }
 
 // sqlRules decodes a list of SQL rules with sqlpolicy's own decoder, which
@@ -148,9 +191,16 @@ func (fp *fileParser) yamlError(n ast.Node, err error) {
 
 // compileSQL compiles the sql: section into p once, at load: the rules for
 // every target, and for each target its rules over those.
-func (fp *fileParser) compileSQL(p *Policy, s *fileSQL) {
+func (fp *fileParser) compileSQL(p *Policy, base *Policy, s *fileSQL) {
+	p.sqlMaxRows = DefaultSQLMaxRows
+	if base != nil {
+		p.sqlMaxRows = base.sqlMaxRows
+	}
 	if s == nil {
 		return
+	}
+	if s.maxRows != nil {
+		p.sqlMaxRows = *s.maxRows
 	}
 	p.sql = fp.sqlClassifier(s.rules, nil, true)
 	p.summary.SQLRules = len(s.rules)
@@ -227,6 +277,18 @@ func (p *Policy) SQLClassifier(target string) *sqlpolicy.Classifier {
 		return p.sql
 	}
 	return sqlpolicy.Default()
+}
+
+// SQLMaxRows returns sql.max_rows (DefaultSQLMaxRows, 1000, unless the
+// policy file sets it): the database proxy asks the target to plan each
+// UPDATE and DELETE (EXPLAIN, never ANALYZE) and holds one whose estimate
+// exceeds this many rows for approval. 0 means no estimate is asked for.
+// It applies to every database target.
+func (p *Policy) SQLMaxRows() int {
+	if p == nil {
+		p = defaultPolicy
+	}
+	return p.sqlMaxRows
 }
 
 // SQLTargets returns the names of the targets with rules of their own

@@ -190,7 +190,7 @@ func TestSQLRuleErrors(t *testing.T) {
 		want []string
 	}{
 		{"sql not a mapping", "  - id: x\n", []string{"3:3: sql must be a mapping"}},
-		{"unknown sql field", "  rulez: []\n", []string{`3:3: unknown field "rulez" in sql (want rules or targets)`}},
+		{"unknown sql field", "  rulez: []\n", []string{`3:3: unknown field "rulez" in sql (want max_rows, rules or targets)`}},
 		{"rules not a list", "  rules: {id: x}\n", []string{"3:10: sql.rules must be a list"}},
 		{"rule not a mapping", "  rules:\n    - sql-drop\n", []string{"4:7: sql.rules: each rule must be a mapping"}},
 		{"unknown rule field", "  rules:\n    - id: sql-drop\n      tabels: [x]\n      decision: deny\n",
