@@ -1,6 +1,14 @@
 // Package audit defines bastion's audit events and a tamper-evident,
-// append-only JSON-lines log of them, each event chained to the previous one
-// by its SHA-256 hash.
+// append-only JSON-lines log of them: each event carries its sequence number
+// and is chained to the previous one by an HMAC-SHA256 under a key that
+// agents cannot read, and the log's head (the sequence number and hash of
+// its last durable event) is kept apart, in bastion's store, so that a log
+// cut short or rewritten is told from an intact one.
+//
+// Logs written before the chain was keyed hold unkeyed events (no seq,
+// plain SHA-256): they still verify, as legacy, and a keyed Log continues
+// them with keyed events. Once a log has a keyed event, every later one
+// must be keyed.
 package audit
 
 import (
@@ -38,10 +46,17 @@ const (
 	// names the torn bytes (torn_bytes, torn_sha256) so Verify can tell a
 	// repaired crash from an edit.
 	LogRecovered = "log.recovered"
+	// LogTampered is written by the Log itself when it opens a file that
+	// is behind the head kept in the store (events were cut from its end)
+	// or whose last event is not the head's (rewritten). Its detail names
+	// the head and the file's last event, so that the evidence stays in
+	// the keyed chain once the store's head moves on; Verify reports it as
+	// tampering.
+	LogTampered = "log.tampered"
 )
 
-// Event is one audit record. Prev and Hash are filled in by the Log that
-// writes it; callers leave them empty.
+// Event is one audit record. Seq, Prev and Hash are filled in by the Log
+// that writes it; callers leave them empty.
 type Event struct {
 	Time     time.Time            `json:"time"`
 	Type     string               `json:"type"`
@@ -53,9 +68,14 @@ type Event struct {
 	Rule     string `json:"rule,omitempty"`
 	// Detail holds the event's own fields (command text, serial, reason...).
 	Detail map[string]any `json:"detail,omitempty"`
+	// Seq is the event's 1-based number in its file, legacy (unkeyed)
+	// events before it included; zero on a legacy event. A non-zero Seq
+	// marks the event as keyed.
+	Seq uint64 `json:"seq,omitempty"`
 	// Prev is the Hash of the event on the line before; empty on the first.
 	Prev string `json:"prev,omitempty"`
-	// Hash is the hex SHA-256 of the event's JSON encoding without Hash.
+	// Hash is the hex HMAC-SHA256, under the audit key, of the event's JSON
+	// encoding without Hash (plain SHA-256 on a legacy event).
 	// It must stay the last field: the encoding with Hash is the encoding
 	// without it plus `,"hash":"..."` before the final brace, which is what
 	// lets Verify check a line byte for byte without re-encoding it.

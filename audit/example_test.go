@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,3 +57,35 @@ func ExampleVerify() {
 	// 3 <nil>
 	// 1 line 2: hash mismatch
 }
+
+// A keyed log checked against its head: an event rewritten and re-hashed
+// without the key fails its HMAC, and lines cut from the end fall short of
+// the head kept apart from the file.
+func ExampleVerifyWith() {
+	dir, _ := os.MkdirTemp("", "audit")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "audit.jsonl")
+	key, _ := audit.DeriveKey([]byte("the recording key's seed, 32 bytes"))
+	heads := &oneHead{}
+	log, _ := audit.Open(path, audit.Options{Key: key, Heads: heads})
+	for _, d := range []string{"allow", "deny", "allow"} {
+		log.Record(audit.Event{Type: audit.Command, Decision: d})
+	}
+	log.Close()
+
+	b, _ := os.ReadFile(path)
+	rep, err := audit.VerifyWith(strings.NewReader(string(b)), audit.VerifyOptions{Key: key, Head: heads.h})
+	fmt.Println(rep.Events, rep.HeadMatched, err)
+	lines := strings.SplitAfter(string(b), "\n")
+	_, err = audit.VerifyWith(strings.NewReader(lines[0]+lines[1]), audit.VerifyOptions{Key: key, Head: heads.h})
+	fmt.Println(err, audit.Tampering(err))
+	// Output:
+	// 3 true <nil>
+	// line 3: the log ends at event 2, but the store's head is event 3: 1 event(s) were cut from its end true
+}
+
+// oneHead keeps a head in memory; bastion keeps it in its store.
+type oneHead struct{ h audit.Head }
+
+func (o *oneHead) SaveHead(_ context.Context, h audit.Head) error { o.h = h; return nil }
+func (o *oneHead) LoadHead(context.Context) (audit.Head, error)   { return o.h, nil }

@@ -57,7 +57,7 @@ func TestRecordOnFullDisk(t *testing.T) {
 	t.Parallel()
 	dir := mountTmpfs(t, 0, "size=64k")
 	path := filepath.Join(dir, "audit.jsonl")
-	l, err := Open(path, Options{})
+	l, err := Open(path, Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestRecordOnFullDisk(t *testing.T) {
 func TestOpenOnReadOnlyFilesystem(t *testing.T) {
 	t.Parallel()
 	dir := mountTmpfs(t, syscall.MS_RDONLY, "size=64k")
-	_, err := Open(filepath.Join(dir, "audit.jsonl"), Options{})
+	_, err := Open(filepath.Join(dir, "audit.jsonl"), Options{Key: testKey})
 	if !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("Open on a read-only tmpfs = %v, want EROFS", err)
 	}
@@ -113,7 +113,7 @@ func TestRecordAfterRemountReadOnly(t *testing.T) {
 	t.Parallel()
 	dir := mountTmpfs(t, 0, "size=64k")
 	path := filepath.Join(dir, "audit.jsonl")
-	l, err := Open(path, Options{})
+	l, err := Open(path, Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestRecordAfterRemountReadOnly(t *testing.T) {
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=64k"); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
-	if _, err := Open(path, Options{}); !errors.Is(err, syscall.EROFS) {
+	if _, err := Open(path, Options{Key: testKey}); !errors.Is(err, syscall.EROFS) {
 		t.Fatalf("Open = %v, want EROFS", err)
 	}
 }
@@ -141,7 +141,7 @@ func TestMain(m *testing.M) {
 }
 
 func helper(mode, path string) int {
-	l, err := Open(path, Options{})
+	l, err := Open(path, Options{Key: testKey})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -181,7 +181,7 @@ func TestProcessesAppendToOneChain(t *testing.T) {
 		}
 		cmds = append(cmds, c)
 	}
-	l, err := Open(path, Options{})
+	l, err := Open(path, Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestKilledWriterLeavesVerifiableLog(t *testing.T) {
 	if n < 1 {
 		t.Fatalf("only %d events survived", n)
 	}
-	l, err := Open(path, Options{})
+	l, err := Open(path, Options{Key: testKey})
 	if err != nil {
 		t.Fatal(err)
 	}

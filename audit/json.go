@@ -46,6 +46,9 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 			return b, false
 		}
 	}
+	if e.Seq != 0 {
+		b = strconv.AppendUint(append(b, `,"seq":`...), e.Seq, 10)
+	}
 	b = appendField(b, `,"prev":`, e.Prev)
 	b = appendField(b, `,"hash":`, e.Hash)
 	return append(b, '}'), true

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,17 +14,25 @@ import (
 	"github.com/bastion-dev/bastion/identity"
 )
 
-// marshalLine is encode as it was before appendEvent, on json.Marshal: the
-// lines appendLine must reproduce byte for byte.
-func marshalLine(e Event, prev string) ([]byte, string, error) {
+// marshalLine is encode as it was before appendEvent, on json.Marshal, and
+// with the hash computed afresh (HMAC-SHA256 under key, SHA-256 without):
+// the lines appendLine must reproduce byte for byte.
+func marshalLine(key []byte, e Event, prev string) ([]byte, string, error) {
 	e.Time = e.Time.UTC()
 	e.Prev, e.Hash = prev, ""
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, "", err
 	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:])
+	var hash string
+	if key == nil {
+		sum := sha256.Sum256(b)
+		hash = hex.EncodeToString(sum[:])
+	} else {
+		mac := hmac.New(sha256.New, key)
+		mac.Write(b)
+		hash = hex.EncodeToString(mac.Sum(nil))
+	}
 	line := make([]byte, 0, len(b)+hashSuffixLen+1)
 	line = append(line, b[:len(b)-1]...)
 	line = append(line, `,"hash":"`...)
@@ -48,18 +57,28 @@ func checkEvent(t *testing.T, e Event) bool {
 	}
 
 	const prev = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	wantLine, wantHash, werr := marshalLine(e, prev)
-	dst := []byte("line before\n")
-	gotLine, gotHash, err := appendLine(dst, e, prev)
-	switch {
-	case (err == nil) != (werr == nil):
-		t.Fatalf("appendLine error %v, json.Marshal error %v", err, werr)
-	case err != nil:
-		if string(gotLine) != "line before\n" {
-			t.Fatalf("appendLine changed dst on error: %q", gotLine)
+	for _, key := range [][]byte{nil, testKey} {
+		c := newChain(key)
+		for range 2 { // the second time on the chain's reused HMAC state
+			wantLine, wantHash, werr := marshalLine(key, e, prev)
+			dst := []byte("line before\n")
+			gotLine, gotHash, err := c.appendLine(dst, e, prev)
+			switch {
+			case (err == nil) != (werr == nil):
+				t.Fatalf("appendLine error %v, json.Marshal error %v", err, werr)
+			case err != nil:
+				if string(gotLine) != "line before\n" {
+					t.Fatalf("appendLine changed dst on error: %q", gotLine)
+				}
+			case string(gotLine) != "line before\n"+string(wantLine) || gotHash != wantHash:
+				t.Fatalf("appendLine (keyed %v):\n got %s %s\nwant %s %s", key != nil, gotLine, gotHash, wantLine, wantHash)
+			}
+			if err == nil {
+				if computed, claimed, ok := c.lineHash(gotLine[len(dst) : len(gotLine)-1]); !ok || computed != claimed {
+					t.Fatalf("lineHash of the line appendLine wrote: %s, claimed %s, ok %v", computed, claimed, ok)
+				}
+			}
 		}
-	case string(gotLine) != "line before\n"+string(wantLine) || gotHash != wantHash:
-		t.Fatalf("appendLine:\n got %s %s\nwant %s %s", gotLine, gotHash, wantLine, wantHash)
 	}
 	return ok
 }
@@ -86,7 +105,8 @@ func TestAppendEvent(t *testing.T) {
 		{"zero", Event{}, true},
 		{"type only", Event{Time: ts, Type: ServerStart}, true},
 		{"all fields", Event{Time: ts, Type: Query, Identity: full, Session: "s1", Source: "10.0.0.7:5000", Decision: "allow",
-			Rule: "sql-read", Detail: map[string]any{"rows": int64(2)}, Prev: "p", Hash: "h"}, true},
+			Rule: "sql-read", Detail: map[string]any{"rows": int64(2)}, Seq: 12, Prev: "p", Hash: "h"}, true},
+		{"largest seq", Event{Time: ts, Seq: math.MaxUint64}, true},
 		{"identity kind and subject", Event{Time: ts, Type: Command, Identity: &identity.Provenance{Kind: identity.KindHuman, Subject: "bob"}}, true},
 		{"empty identity", Event{Time: ts, Identity: &identity.Provenance{}}, true},
 		{"identity some omitempty", Event{Time: ts, Identity: &identity.Provenance{Kind: "x", Sponsor: "s", Role: "r"}}, true},
@@ -199,6 +219,9 @@ func FuzzAppendEvent(f *testing.F) {
 				"int": int(i), "int32": int32(i), "uint32": uint32(u), "uint64": u, "bool": i&1 == 0, "nil": nil,
 				"float32": float32(x), "time": time.Unix(i, int64(u%1e9)).UTC()}
 		}
+		if mask&(1<<14) != 0 {
+			e.Seq = u
+		}
 		if mask&(1<<13) != 0 {
 			if e.Detail == nil {
 				e.Detail = map[string]any{}
@@ -226,24 +249,37 @@ func BenchmarkEncode(b *testing.B) {
 		Detail: map[string]any{"target": "orders-db", "statement": "SELECT id, status, total FROM orders WHERE customer_id = $1",
 			"duration_ms": int64(3), "rows": int64(12)}}
 	const prev = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	// json.Marshal is encode before appendEvent.
+	// json.Marshal is encode before appendEvent (and before the key).
 	b.Run("json.Marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := marshalLine(e, prev); err != nil {
+			if _, _, err := marshalLine(nil, e, prev); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	// appendLine encodes into a buffer reused across batches, as commit does.
-	b.Run("appendLine", func(b *testing.B) {
-		b.ReportAllocs()
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, _, err = appendLine(buf[:0], e, prev); err != nil {
-				b.Fatal(err)
+	// appendLine encodes into a buffer reused across batches, and hashes
+	// with the chain's reused HMAC state, as commit does; legacy is the
+	// unkeyed SHA-256 chain, for comparison.
+	for _, c := range []struct {
+		name string
+		key  []byte
+	}{{"appendLine", testKey}, {"appendLine-legacy", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			ch := newChain(c.key)
+			e := e
+			e.Seq = 123456
+			if c.key == nil {
+				e.Seq = 0
 			}
-		}
-	})
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, _, err = ch.appendLine(buf[:0], e, prev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -1,9 +1,9 @@
 package audit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,24 +27,38 @@ type Options struct {
 	// is already in it. Lines reach the Mirror in log order, under the
 	// log's lock: a Mirror that blocks holds up Record.
 	Mirror io.Writer
+	// Key is the audit key (DeriveKey): every event the Log writes is
+	// keyed, its hash an HMAC-SHA256 under Key, and a legacy log is
+	// continued with keyed events. Nil writes the legacy unkeyed chain
+	// (for tests and tools; bastion always sets a key) and refuses a file
+	// that is keyed already: continuing it unkeyed would be a downgrade.
+	Key []byte
+	// Heads, when non-nil, keeps the log's head (it needs Key): loaded at
+	// Open to check the file against it, saved after every fsync, in the
+	// background (see headSaver), and once more by Close.
+	Heads HeadStore
 }
 
 // Log is an append-only, hash-chained JSON-lines audit log. It is safe for
 // concurrent use, and several processes may append to the same file: every
 // append holds an exclusive flock(2) on the file and picks up the chain
-// from whatever another process wrote since.
+// from whatever another process wrote since. Lock order: qmu is never held
+// while taking mu; the head saver's own lock is taken under mu.
 type Log struct {
 	path   string
 	clock  func() time.Time
 	mirror io.Writer
+	heads  *headSaver // nil without Options.Heads
 
-	mu sync.Mutex // guards the fields below and serialises appends
-	f  *os.File   // nil once closed
+	mu    sync.Mutex // guards the fields below and serialises appends
+	f     *os.File   // nil once closed
+	chain *chain     // guarded by mu: its HMAC state is reused for every event
 	// end is the file size after our last append, or -1 when unknown
 	// (after an error): when the file size differs, another process (or a
 	// torn write) changed the tail, and prev is re-read before appending.
 	end     int64
 	prev    string // hash of the last complete event in the file
+	seq     uint64 // that event's number in the file; kept only when keyed
 	syncErr error  // guarded by mu; sticky: after a failed fsync, pages may be lost
 	// unsynced holds the lines appended since the last fsync, for the
 	// Mirror (which gets lines once durable); dirty says there are some.
@@ -93,7 +107,30 @@ const lingerBatch = 512
 // left by a crash or a full disk in the middle of a write, is kept: the
 // next line starts on a fresh line with a log.recovered event that names
 // the torn bytes and chains from the last complete event.
+//
+// With opt.Heads, the file is checked against the head kept in the store:
+// a file that ends before the head (events were cut from its end), or
+// whose event at the head is another (rewritten), gets a log.tampered
+// event naming both, which Verify reports for good; the store's head then
+// moves on to the file's. A file ahead of the head (a crash between an
+// fsync and the head's save) is where the head catches up.
 func Open(path string, opt Options) (*Log, error) {
+	if opt.Heads != nil && opt.Key == nil {
+		return nil, fmt.Errorf("audit: open %s: a head store needs the audit key", path)
+	}
+	// The head is loaded before the tail is read: a head is saved only
+	// for events already durable in the file, so whatever another process
+	// appends meanwhile leaves the file at or ahead of it.
+	var head Head
+	if opt.Heads != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), headTimeout)
+		h, err := opt.Heads.LoadHead(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("audit: open %s: load head: %w", path, err)
+		}
+		head = h
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
@@ -106,14 +143,39 @@ func Open(path string, opt Options) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	l := &Log{path: path, clock: opt.Clock, mirror: opt.Mirror, f: f, end: -1, kick: make(chan struct{}, 1), linger: linger}
+	l := &Log{path: path, clock: opt.Clock, mirror: opt.Mirror, f: f, end: -1, kick: make(chan struct{}, 1), linger: linger,
+		chain: newChain(opt.Key)}
 	if l.clock == nil {
 		l.clock = time.Now
 	}
-	err = l.locked(l.resync)
+	if opt.Heads != nil {
+		l.heads = newHeadSaver(opt.Heads, head)
+	}
+	var cur Head
+	err = l.locked(func() error {
+		if err := l.resync(&head); err != nil {
+			return err
+		}
+		if l.dirty { // a recovery or a log.tampered event: durable before anything else
+			if err := l.syncLocked(); err != nil {
+				return err
+			}
+		}
+		cur = Head{Seq: l.seq, Hash: l.prev}
+		return nil
+	})
+	if err == nil && l.heads != nil && cur != head {
+		l.heads.set(cur)
+		if serr := l.heads.save(); serr != nil {
+			err = fmt.Errorf("audit: open %s: save head: %w", path, serr)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
+	}
+	if l.heads != nil {
+		go l.heads.run()
 	}
 	return l, nil
 }
@@ -121,7 +183,7 @@ func Open(path string, opt Options) (*Log, error) {
 // Path returns the file the log appends to.
 func (l *Log) Path() string { return l.path }
 
-// Record fills in e.Time (when zero), e.Prev and e.Hash, appends e as one
+// Record fills in e.Time (when zero), e.Seq, e.Prev and e.Hash, appends e as one
 // line and fsyncs the file before returning: a nil error means the event
 // is on disk. Concurrent Records share fsyncs (group commit). Events are
 // written in the order Record is called. After a failed write nothing is
@@ -259,7 +321,7 @@ func (l *Log) commit(batch []pending, sync bool) []error {
 		if l.syncErr != nil {
 			return l.syncErr
 		}
-		if err := l.resync(); err != nil {
+		if err := l.resync(nil); err != nil {
 			l.end = -1
 			return err
 		}
@@ -267,18 +329,23 @@ func (l *Log) commit(batch []pending, sync bool) []error {
 		// they join once written.
 		buf := l.unsynced
 		start := len(buf)
-		prev := l.prev
+		prev, seq := l.prev, l.seq
+		keyed := l.chain.keyed()
 		for i, p := range batch {
 			e := p.e
 			if e.Time.IsZero() {
 				e.Time = l.clock()
 			}
-			b, hash, err := appendLine(buf, e, prev)
+			e.Seq = 0
+			if keyed {
+				e.Seq = seq + 1
+			}
+			b, hash, err := l.chain.appendLine(buf, e, prev)
 			if err != nil {
 				errs[i] = fmt.Errorf("audit: encode %s event: %w", e.Type, err)
 				continue
 			}
-			buf, prev = b, hash
+			buf, prev, seq = b, hash, e.Seq
 		}
 		if len(buf) == start {
 			return nil
@@ -286,7 +353,7 @@ func (l *Log) commit(batch []pending, sync bool) []error {
 		if err := l.append(buf[start:]); err != nil {
 			return err
 		}
-		l.prev = prev
+		l.prev, l.seq = prev, seq
 		l.unsynced, l.dirty = buf, true
 		if sync {
 			return l.syncLocked()
@@ -312,14 +379,18 @@ func (l *Log) flush() error {
 	})
 }
 
-// syncLocked fsyncs the file and hands the lines it made durable to the
-// Mirror. A failed fsync is sticky. Caller holds the locks.
+// syncLocked fsyncs the file, hands the lines it made durable to the
+// Mirror and the new head to the head saver. A failed fsync is sticky.
+// Caller holds the locks.
 func (l *Log) syncLocked() error {
 	if err := l.f.Sync(); err != nil {
 		l.syncErr = fmt.Errorf("audit: sync %s: %w (the log needs attention: reopen it once the disk is healthy)", l.path, err)
 		return l.syncErr
 	}
-	if l.mirror != nil {
+	if l.heads != nil {
+		l.heads.set(Head{Seq: l.seq, Hash: l.prev})
+	}
+	if l.mirror != nil && len(l.unsynced) > 0 {
 		l.mirror.Write(l.unsynced)
 	}
 	l.unsynced, l.dirty = l.unsynced[:0], false
@@ -329,17 +400,24 @@ func (l *Log) syncLocked() error {
 	return nil
 }
 
-// Close waits for queued events, then closes the file. Record returns
-// ErrClosed afterwards.
+// Close waits for queued events, closes the file and saves the final head
+// (so a clean stop leaves the stored head exact). Record returns ErrClosed
+// afterwards.
 func (l *Log) Close() error {
 	l.drains.Wait()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.f == nil {
+		l.mu.Unlock()
 		return nil
 	}
 	err := l.f.Close()
 	l.f = nil
+	l.mu.Unlock()
+	if l.heads != nil {
+		if herr := l.heads.close(); herr != nil {
+			err = errors.Join(err, fmt.Errorf("audit: save head of %s: %w", l.path, herr))
+		}
+	}
 	return err
 }
 
@@ -379,8 +457,11 @@ func (l *Log) append(line []byte) error {
 }
 
 // resync re-reads the tail when the file is not as we left it, and repairs
-// a torn tail. It runs under the file lock.
-func (l *Log) resync() error {
+// a torn tail. It runs under the file lock. At Open, head is the head kept
+// in the store, which the tail is checked against before any repair; nil
+// otherwise (the head is the store's word on where the file ended when
+// bastion last wrote it, not on what another process appends meanwhile).
+func (l *Log) resync(head *Head) error {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("audit: stat %s: %w", l.path, err)
@@ -393,188 +474,103 @@ func (l *Log) resync() error {
 	if err != nil {
 		return fmt.Errorf("audit: read tail of %s: %w", l.path, err)
 	}
-	l.prev, l.end = t.prev, size
+	seq, err := l.tailSeq(t, size)
+	if err != nil {
+		return err
+	}
+	l.prev, l.seq, l.end = t.prev, seq, size
+	var tampered map[string]any
+	if head != nil {
+		tampered = l.checkHead(*head)
+	}
 	switch {
 	case t.unterminated:
 		// A complete event whose newline was lost: finish the line.
-		return l.append([]byte("\n"))
+		if err := l.append([]byte("\n")); err != nil {
+			return err
+		}
 	case t.torn != nil:
 		sum := sha256.Sum256(t.torn)
-		line, hash, err := encode(Event{Time: l.clock(), Type: LogRecovered, Detail: map[string]any{
+		err := l.appendOwn(Event{Type: LogRecovered, Detail: map[string]any{
 			"torn_bytes":  len(t.torn),
 			"torn_sha256": hex.EncodeToString(sum[:]),
 			"reason":      "torn last line (crash or full disk during a write); kept, chain continues from the last complete event",
-		}}, l.prev)
+		}}, !t.newline)
 		if err != nil {
 			return err
 		}
-		out := line
-		if !t.newline {
-			out = append([]byte("\n"), line...)
-		}
-		if err := l.append(out); err != nil {
-			return err
-		}
-		l.prev = hash
-		if l.mirror != nil {
-			l.mirror.Write(line)
-		}
+	}
+	if tampered != nil {
+		return l.appendOwn(Event{Type: LogTampered, Detail: tampered}, false)
 	}
 	return nil
 }
 
-// hashSuffixLen is len(`,"hash":"` + 64 hex digits + `"}`).
-const hashSuffixLen = 9 + 64 + 2
-
-// encode returns e's line (with a trailing newline) chained to prev, and
-// its hash.
-func encode(e Event, prev string) (line []byte, hash string, err error) {
-	return appendLine(nil, e, prev)
+// tailSeq is the number of the file's last complete event: its Seq when it
+// is keyed; when it is a legacy event and the Log keyed, the count of the
+// file's events, which the keyed events that continue it follow.
+func (l *Log) tailSeq(t tail, size int64) (uint64, error) {
+	switch {
+	case t.seq != 0 && !l.chain.keyed():
+		return 0, fmt.Errorf("audit: %s is keyed (its events carry an HMAC): it can only be continued with the audit key", l.path)
+	case t.seq != 0:
+		return t.seq, nil
+	case t.prev == "" || !l.chain.keyed():
+		return 0, nil
+	}
+	n, err := countEvents(l.f, size)
+	if err != nil {
+		return 0, fmt.Errorf("audit: count the events of %s: %w", l.path, err)
+	}
+	return n, nil
 }
 
-// appendLine appends e's line (with a trailing newline) chained to prev to
-// dst, and returns its hash; on error, dst as it was. The hash covers the
-// JSON encoding of e without Hash; the line is that encoding with
-// `,"hash":"<hex>"` inserted before the final brace (Hash is the last field
-// of Event, so this is also its JSON encoding).
-func appendLine(dst []byte, e Event, prev string) ([]byte, string, error) {
-	e.Time = e.Time.UTC()
-	e.Prev, e.Hash = prev, ""
-	n := len(dst)
-	b, ok := appendEvent(dst, &e)
-	if !ok { // something appendEvent leaves to encoding/json, errors included
-		j, err := json.Marshal(e)
-		if err != nil {
-			return dst, "", err
-		}
-		b = append(b[:n], j...)
+// checkHead compares the tail just read with the head kept in the store,
+// and returns the detail of a log.tampered event when the file is behind
+// it or ends on another event; nil when all is well. A file ahead of the
+// head is not read back here: Verify checks that its event at the head is
+// the head's.
+func (l *Log) checkHead(head Head) map[string]any {
+	if head.IsZero() || l.seq > head.Seq || l.seq == head.Seq && l.prev == head.Hash {
+		return nil
 	}
-	sum := sha256.Sum256(b[n:])
-	b = append(b[:len(b)-1], `,"hash":"`...)
-	b = hex.AppendEncode(b, sum[:])
-	hash := string(b[len(b)-len(sum)*2:])
-	return append(b, "\"}\n"...), hash, nil
+	d := map[string]any{"head_seq": head.Seq, "head_hash": head.Hash, "file_seq": l.seq, "file_hash": l.prev}
+	if l.seq < head.Seq {
+		d["kind"] = "truncated"
+		d["reason"] = fmt.Sprintf("the file ended at event %d, but the store's head was event %d: %d event(s) were cut from its end",
+			l.seq, head.Seq, head.Seq-l.seq)
+	} else {
+		d["kind"] = "rewritten"
+		d["reason"] = fmt.Sprintf("the file's event %d was not the one the store's head records: the log was rewritten", head.Seq)
+	}
+	return d
 }
 
-// lineHash recomputes the hash of a line (without its newline) and returns
-// it with the hash the line claims. ok is false when the line does not end
-// with a well-formed hash field.
-func lineHash(line []byte) (computed, claimed string, ok bool) {
-	n := len(line)
-	if n < hashSuffixLen+2 || string(line[n-hashSuffixLen:n-hashSuffixLen+9]) != `,"hash":"` || string(line[n-2:]) != `"}` {
-		return "", "", false
+// appendOwn writes one of the Log's own events (a recovery, a tampering)
+// at the tail, on a fresh line when fresh; it reaches the Mirror at once
+// and is fsynced with the next batch (at Open, before Open returns).
+// Caller holds the locks.
+func (l *Log) appendOwn(e Event, fresh bool) error {
+	e.Time = l.clock()
+	if l.chain.keyed() {
+		e.Seq = l.seq + 1
 	}
-	claimed = string(line[n-hashSuffixLen+9 : n-2])
-	if !isHex64(claimed) {
-		return "", "", false
+	line, hash, err := l.chain.appendLine(nil, e, l.prev)
+	if err != nil {
+		return err
 	}
-	h := sha256.New()
-	h.Write(line[:n-hashSuffixLen])
-	h.Write([]byte("}"))
-	return hex.EncodeToString(h.Sum(nil)), claimed, true
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
+	out := line
+	if fresh {
+		out = append([]byte("\n"), line...)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
+	if err := l.append(out); err != nil {
+		return err
 	}
-	return true
-}
-
-// parseEvent decodes a line that looks like a complete event: valid JSON,
-// an Event, with a well-formed hash field at the end.
-func parseEvent(line []byte) (Event, bool) {
-	var e Event
-	if _, _, ok := lineHash(line); !ok {
-		return e, false
+	l.prev, l.seq, l.dirty = hash, e.Seq, true
+	if l.mirror != nil {
+		l.mirror.Write(line)
 	}
-	if json.Unmarshal(line, &e) != nil || e.Hash == "" {
-		return e, false
-	}
-	return e, true
-}
-
-// tail describes the end of a log file.
-type tail struct {
-	prev string // hash of the last complete event, "" if none
-	// torn holds the bytes after the last complete event, without the
-	// final newline if there is one; nil when there are none.
-	torn    []byte
-	newline bool // the file ends with a newline
-	// unterminated: the last line is a complete event missing its newline.
-	unterminated bool
-}
-
-// scanTail reads f backwards from size to find the last complete event.
-func scanTail(f io.ReaderAt, size int64) (tail, error) {
-	for n := int64(8 << 10); ; n *= 2 {
-		pos := max(0, size-n)
-		buf := make([]byte, size-pos)
-		if _, err := f.ReadAt(buf, pos); err != nil && err != io.EOF {
-			return tail{}, err
-		}
-		if t, ok := findTail(buf, pos == 0); ok {
-			return t, nil
-		}
-	}
-}
-
-// findTail looks for the last complete event in buf, the end of the file.
-// whole says buf starts at the beginning of the file; when it does not and
-// no event was found, ok is false and the caller reads further back.
-func findTail(buf []byte, whole bool) (t tail, ok bool) {
-	i := lastIndex(buf, len(buf)) // end of the last complete line
-	// After it, a piece without a newline: a complete event that lost its
-	// newline, or torn.
-	if i < len(buf)-1 {
-		piece := buf[i+1:]
-		if e, ok := parseEvent(piece); ok && (i >= 0 || whole) {
-			return tail{prev: e.Hash, unterminated: true}, true
-		}
-	}
-	for i >= 0 {
-		j := lastIndex(buf, i)
-		if j < 0 && !whole {
-			return tail{}, false
-		}
-		if e, ok := parseEvent(buf[j+1 : i]); ok {
-			return newTail(e.Hash, buf[i+1:]), true
-		}
-		i = j
-	}
-	if !whole {
-		return tail{}, false
-	}
-	return newTail("", buf), true
-}
-
-func newTail(prev string, rest []byte) tail {
-	t := tail{prev: prev}
-	if len(rest) == 0 {
-		return t
-	}
-	t.newline = rest[len(rest)-1] == '\n'
-	if t.newline {
-		rest = rest[:len(rest)-1]
-	}
-	t.torn = append([]byte{}, rest...)
-	return t
-}
-
-// lastIndex is the index of the last newline in buf[:end], or -1.
-func lastIndex(buf []byte, end int) int {
-	for k := end - 1; k >= 0; k-- {
-		if buf[k] == '\n' {
-			return k
-		}
-	}
-	return -1
+	return nil
 }
 
 func syncDir(dir string) error {
