@@ -41,15 +41,16 @@ type engine struct {
 	scanned int
 
 	sc scanner
-	// esc is set once buf holds an escape sequence: the rules then see
-	// clean, buf[:stripped] without escape sequences, and pos[i] is the
-	// index in buf of clean[i].
-	esc      bool
-	clean    []byte
-	pos      []int32
-	stripped int
-	segs     [][]byte
-	join     []byte
+	// esc is set once buf holds an escape sequence or another byte a
+	// terminal does not show (hidden is set when the scanner found one):
+	// the rules then see clean, buf[:stripped] as a terminal shows it,
+	// and pos[i] is the index in buf of clean[i].
+	esc, hidden bool
+	clean       []byte
+	pos         []int32
+	stripped    int
+	segs        [][]byte
+	join        []byte
 }
 
 func newEngine(m *Masker, out io.Writer) *engine {
@@ -137,7 +138,7 @@ func (v *view) index(r int) int {
 // cost linear time.
 func (e *engine) view(final bool) view {
 	if !e.esc {
-		if !hasEscape(e.buf[e.scanned:]) {
+		if !e.hidden && !hasEscape(e.buf[e.scanned:]) {
 			return view{t: e.buf, from: e.done, limit: len(e.buf), complete: true}
 		}
 		e.esc = true
@@ -176,8 +177,14 @@ func (e *engine) process(final, eof bool) error {
 		sc := &e.sc
 		streamStart := !e.trimmed
 		sc.reset(e.m, v.t, v.from, final && v.complete, streamStart)
-		sc.eof = eof
+		sc.eof, sc.raw = eof, v.pos == nil
 		sc.run()
+		if sc.invisible {
+			// Match what a terminal shows, from here on.
+			e.hidden = true
+			v = e.view(final)
+			continue
+		}
 		if !sc.eof && len(v.t)-sc.hold > maxHold {
 			sc.reset(e.m, v.t, v.from, true, streamStart)
 			sc.eof = true
@@ -187,18 +194,20 @@ func (e *engine) process(final, eof bool) error {
 		cur := e.done
 		for _, m := range sc.ms {
 			rs, re := v.raw(m.start), v.rawEnd(m.end)
-			e.segs = append(e.segs, e.buf[cur:rs], replacement[m.kind])
+			e.segs = e.appendShown(e.segs, cur, rs)
+			e.segs = append(e.segs, replacement[m.kind])
 			e.event(m.kind, e.base+int64(rs), re-rs)
 			cur = re
 		}
 		if sc.pemAt >= 0 && sc.pemAt == sc.hold {
-			e.segs = append(e.segs, e.buf[cur:hold], replacement[kPrivateKey])
+			e.segs = e.appendShown(e.segs, cur, hold)
+			e.segs = append(e.segs, replacement[kPrivateKey])
 			e.pem = true
 			e.pemOff = e.base + int64(hold)
 			e.done = v.rawEnd(sc.pemEnd)
 			continue
 		}
-		e.segs = append(e.segs, e.buf[cur:hold])
+		e.segs = e.appendShown(e.segs, cur, hold)
 		e.done = hold
 		break
 	}
@@ -255,8 +264,8 @@ func (e *engine) compact() {
 	e.base += int64(cut)
 	e.trimmed = true
 	if e.esc {
-		if !hasEscape(e.buf) {
-			e.esc = false
+		if !hasEscape(e.buf) && !hasHidden(e.buf) {
+			e.esc, e.hidden = false, false
 			return
 		}
 		c := sort.Search(len(e.pos), func(i int) bool { return int(e.pos[i]) >= cut })
@@ -269,4 +278,48 @@ func (e *engine) compact() {
 		}
 		e.stripped -= cut
 	}
+}
+
+// appendShown appends buf[from:to], text outside any finding, to segs.
+// The payload of each string sequence in it (an OSC window title, an
+// OSC 8 link), which the rules did not see, is masked on its own.
+func (e *engine) appendShown(segs [][]byte, from, to int) [][]byte {
+	if !e.esc {
+		return append(segs, e.buf[from:to])
+	}
+	b := e.buf[:to]
+	i := from
+	for {
+		j := bytes.IndexByte(b[i:], 0x1b)
+		if j < 0 {
+			break
+		}
+		j += i
+		if j+1 < len(b) {
+			switch b[j+1] {
+			case ']', 'P', 'X', '^', '_':
+				if p, end := stringEnd(b[j:]); end > 0 {
+					payload := b[j+2 : j+p]
+					if m := e.m.bytesAt(payload, e.base+int64(j+2)); len(m) > 0 && &m[0] != &payload[0] {
+						segs = append(segs, b[from:j+2], m)
+						from = j + p
+					}
+					i = j + end
+					continue
+				}
+			}
+		}
+		i = j + 1
+	}
+	return append(segs, b[from:to])
+}
+
+// hasHidden reports whether b holds a byte that strip removes, ESC aside.
+func hasHidden(b []byte) bool {
+	for i, c := range b {
+		if (c < 0x20 || c >= 0x7f) && hiddenLen(b[i:]) != 0 {
+			return true
+		}
+	}
+	return false
 }

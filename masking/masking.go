@@ -128,21 +128,26 @@ func (m *Masker) WithValues(v ...string) *Masker {
 // Bytes masks a whole buffer, such as an SQL value or a log line. It returns
 // b itself when there is nothing to mask, and never modifies b (String
 // relies on that).
-func (m *Masker) Bytes(b []byte) []byte {
+func (m *Masker) Bytes(b []byte) []byte { return m.bytesAt(b, 0) }
+
+// bytesAt is Bytes for b found at offset base of a stream, which events
+// report.
+func (m *Masker) bytesAt(b []byte, base int64) []byte {
 	if len(b) == 0 {
 		return b
 	}
 	var sc scanner
 	if !hasEscape(b) {
 		sc.reset(m, b, 0, true, true)
-		sc.eof = true
+		sc.eof, sc.raw = true, true
 		sc.run()
-		if len(sc.ms) == 0 && sc.pemAt < 0 {
+		if len(sc.ms) == 0 && sc.pemAt < 0 && !sc.invisible {
 			return b
 		}
 	}
 	out := sliceWriter{b: make([]byte, 0, len(b))}
 	e := newEngine(m, &out)
+	e.base = base
 	e.write(b)
 	e.close()
 	return out.b

@@ -79,6 +79,16 @@ func init() {
 	set("S", '0') // LS0tLS1CRUdJTi: base64 of "-----BEGIN"
 	set("d", '5') // md5 + 32 hex
 	for c := range 256 {
+		// What a terminal does not show (see strip): the engine then
+		// matches the shown text instead.
+		for _, h := range [...]byte{0x7f, 0xc2, 0xcd, 0xd8, 0xe1, 0xe2, 0xef, 0xf3} {
+			pairs[pairIndex(byte(c), h)] = 1
+		}
+		for h := range byte(0x20) {
+			if hiddenLen([]byte{h}) != 0 {
+				pairs[pairIndex(byte(c), h)] = 1
+			}
+		}
 		if !is(byte(c), cWord) {
 			pairs[pairIndex(byte(c), 'A')] = 1
 			pairs[pairIndex(byte(c), 'S')] = 1
@@ -118,6 +128,11 @@ type scanner struct {
 	// key body) keep holding a candidate that is not yet a complete match,
 	// because a clock must not release the beginning of a secret.
 	pause bool
+	// raw reports that t is the input as it is, not the text a terminal
+	// shows: the first byte that a terminal does not show (a control, a
+	// zero-width character) sets invisible and ends the scan, and the
+	// caller scans the shown text instead.
+	raw, invisible bool
 
 	// hold is the smallest index at which an undecided candidate starts:
 	// t[hold:] must be kept back until more input arrives.
@@ -131,7 +146,7 @@ type scanner struct {
 
 func (s *scanner) reset(m *Masker, t []byte, from int, final, streamStart bool) {
 	s.m, s.t, s.from, s.final, s.streamStart = m, t, from, final, streamStart
-	s.eof = false
+	s.eof, s.raw, s.invisible = false, false, false
 	s.hold = len(t)
 	s.ms = s.ms[:0]
 	s.pemAt, s.pemEnd = -1, -1
@@ -212,13 +227,16 @@ func (s *scanner) run() {
 		}
 		i = 1
 	}
-	for i < len(t) && i < s.hold && s.pemAt < 0 {
+	for i < len(t) && i < s.hold && s.pemAt < 0 && !s.invisible {
 		i = skip(t, i)
 		if i >= len(t) || i >= s.hold {
 			break
 		}
 		s.dispatch(i)
 		i++
+	}
+	if s.invisible {
+		return
 	}
 	s.anchor = len(t)
 	s.values()
@@ -253,6 +271,12 @@ func skip(t []byte, i int) int {
 
 func (s *scanner) dispatch(i int) {
 	s.anchor = i
+	if c := s.t[i]; c < 0x20 || c >= 0x7f {
+		if s.raw && hiddenLen(s.t[i:]) != 0 {
+			s.invisible = true
+		}
+		return
+	}
 	switch s.t[i] {
 	case '=':
 		s.assign(i)

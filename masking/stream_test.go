@@ -19,7 +19,7 @@ func splits(in string) [][]string {
 		out = append(out, []string{in[:i], in[i:]})
 	}
 	bytewise := make([]string, len(in))
-	for i := range in {
+	for i := range len(in) { // bytes, not runes
 		bytewise[i] = in[i : i+1]
 	}
 	return append(out, bytewise)
