@@ -219,13 +219,19 @@ func plainTree(n *pg_query.Node) bool {
 	return ok
 }
 
-// plainWhere reports whether a WHERE is only ANDs, ORs and NOTs of
-// comparisons of a column with a constant or another column, IN lists of
-// constants, and IS [NOT] NULL on a column: restricts then judges it by
-// which columns it reads, never by a constant's value.
+// plainWhere reports whether a WHERE is only ANDs of comparisons of a
+// column with a constant or another column, IN lists of constants, and IS
+// [NOT] NULL on a column: restricts then judges it by which columns it
+// reads, never by a constant's value. An OR or a NOT is not plain: whether
+// its arms together cover every row depends on their constants (a = 1 OR
+// a <> 1 does, a = 1 OR a <> 2 does not; a > 3 OR a < 7 does, a > 7 OR
+// a < 3 does not).
 func plainWhere(e *pg_query.Node) bool {
 	switch v := e.GetNode().(type) {
 	case *pg_query.Node_BoolExpr:
+		if v.BoolExpr.Boolop != pg_query.BoolExprType_AND_EXPR {
+			return false
+		}
 		for _, a := range v.BoolExpr.Args {
 			if !plainWhere(a) {
 				return false

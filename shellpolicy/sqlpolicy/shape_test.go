@@ -76,6 +76,12 @@ var shapeFamilies = []string{
 	"DELETE FROM t WHERE 5 = id",
 	"DELETE FROM t WHERE id = 5 OR 1 = 1",
 	"DELETE FROM t WHERE id = 5 AND 1 = 0",
+	"DELETE FROM t WHERE a = 1 OR a <> 1",
+	"DELETE FROM t WHERE a = 1 OR NOT a = 1",
+	"DELETE FROM t WHERE a > 3 OR a < 7",
+	"DELETE FROM t WHERE a IN (1, 2) OR a NOT IN (1, 2)",
+	"DELETE FROM t WHERE name = 'x' OR name <> 'x'",
+	"UPDATE t SET v = 1 WHERE a >= 10 OR a < 10",
 	"DELETE FROM t WHERE name LIKE 'a%'",
 	"DELETE FROM t WHERE 'yes'",
 	"DELETE FROM t WHERE id + 1 = id + 1",
@@ -174,7 +180,8 @@ func TestVerdictCachesByShape(t *testing.T) {
 	if len(c.shapes.m) != 4 {
 		t.Fatalf("pgbench's statements: %d shapes, want 4", len(c.shapes.m))
 	}
-	for _, q := range []string{"DELETE FROM t WHERE 1 = 2", "DELETE FROM t WHERE name LIKE 'a%'", "DELETE FROM t WHERE id = 1 OR 1 = 0"} {
+	for _, q := range []string{"DELETE FROM t WHERE 1 = 2", "DELETE FROM t WHERE name LIKE 'a%'", "DELETE FROM t WHERE id = 1 OR 1 = 0",
+		"DELETE FROM t WHERE a = 1 OR a <> 2", "DELETE FROM t WHERE a > 7 OR a < 3", "DELETE FROM t WHERE NOT a = 1"} {
 		if r := c.Verdict(q); r.Decision != policy.Allow {
 			t.Fatalf("%q: %+v, want allow", q, r)
 		}
