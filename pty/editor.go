@@ -15,6 +15,12 @@ import (
 // Rendering assumes an xterm-like terminal with deferred autowrap, as
 // golang.org/x/term does; tabs are shown as spaces up to the next tab stop
 // and any newline recalled from history as ^J.
+//
+// The editor never breaks a line of the input with its own CR LF: a line
+// longer than the terminal is written in one piece and the terminal wraps
+// it. The output passes a masker before it reaches the agent and the
+// recording, and a secret typed across the wrap must reach the masker
+// whole, not as two halves it cannot recognise.
 type editor struct {
 	prompt, cont string
 	width        int // terminal columns, at least 1
@@ -465,16 +471,19 @@ func (e *editor) insert(r rune) {
 		return
 	}
 	// Fast path: typing at the end of the line echoes the rune as is, so
-	// recordings read like the keystrokes.
+	// recordings read like the keystrokes. At the last column the terminal
+	// wraps by itself (deferred autowrap): no CR LF is written into the
+	// line, so that the echo of a secret typed across the wrap stays one
+	// piece for the masker.
 	if e.pos == len(e.line) && !e.dirty && r != '\t' && unicode.IsPrint(r) {
 		col := e.cells(len(e.line))
 		e.line = append(e.line, r)
 		e.pos++
 		e.out = utf8.AppendRune(e.out, r)
-		if (col+1)%e.width == 0 {
-			e.out = append(e.out, '\r', '\n')
-			e.cursorRow++
-		}
+		// The cursor is on the row of the cell just written, also when it
+		// waits past the last column for the wrap: CR (render, enter)
+		// then returns to the start of that row.
+		e.cursorRow = col / e.width
 		return
 	}
 	e.line = append(e.line, 0)

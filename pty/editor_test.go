@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/bastion-dev/bastion/masking"
 )
 
 // editorRun feeds keys to an editor as the session does: after a submitted
@@ -331,9 +333,15 @@ func (v *vt) check(e *editor) error {
 		col += w
 	}
 	at := e.cells(e.pos)
-	row0 := v.r - at/e.width
-	if v.c != at%e.width || row0 < 0 {
-		return errorf("cursor at (%d,%d), want column %d; screen:\n%s", v.r, v.c, at%e.width, v.dump())
+	// Past the last column (deferred autowrap) the next character goes to
+	// the start of the next row: that is where the editor's cursor is.
+	r, c := v.r, v.c
+	if v.pendingWrap {
+		r, c = r+1, 0
+	}
+	row0 := r - at/e.width
+	if c != at%e.width || row0 < 0 {
+		return errorf("cursor at (%d,%d), want column %d; screen:\n%s", r, c, at%e.width, v.dump())
 	}
 	for i, r := range want {
 		if got := v.cell(row0+i/e.width, i%e.width); got != r {
@@ -363,4 +371,87 @@ func (e vtError) Error() string { return string(e) }
 
 func errorf(format string, args ...any) error {
 	return vtError(strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+// TestEditorWrapKeepsTypedLineWhole types a line longer than the terminal
+// one key at a time, as an agent's keystrokes arrive, and checks that the
+// echo is the line in one piece: the terminal wraps it (deferred autowrap),
+// the editor writes no CR LF into it, so a masker after the editor sees a
+// secret typed across the wrap whole. The screen stays right throughout.
+func TestEditorWrapKeepsTypedLineWhole(t *testing.T) {
+	t.Parallel()
+	const line = "export AWS_ACCESS_KEY_ID=AKIAUJZDEGXDNCF32EPF"
+	for _, width := range []int{3, 7, 10, 13, 20, 29, 40, 80} {
+		t.Run(strconv.Itoa(width), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEditor(width)
+			vt := newVT(width)
+			var echo strings.Builder
+			for i := range len(line) {
+				editorRun(e, line[i:i+1])
+				out := e.take()
+				echo.Write(out)
+				vt.write(out)
+				if err := vt.check(e); err != nil {
+					t.Fatalf("after %q: %v", line[:i+1], err)
+				}
+			}
+			if got := echo.String(); got != "$ "+line {
+				t.Fatalf("echo %q, want the prompt and the line in one piece", got)
+			}
+			// Editing after the wrap and Enter still work from there.
+			editorRun(e, "\x7fF\x1b[D\x1b[C")
+			vt.write(e.take())
+			if err := vt.check(e); err != nil {
+				t.Fatal(err)
+			}
+			if evs := editorRun(e, "\r"); len(evs) != 1 || evs[0].text != line {
+				t.Fatalf("events %+v", evs)
+			}
+			vt.write(e.take())
+			if err := vt.check(e); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestEditorEchoMaskedAcrossWrap feeds the editor's echo of a typed secret
+// to a masking Writer the way a session does (one write per keystroke, a
+// pause after each), at widths where the secret crosses the wrap, and
+// checks that no part of it reaches the output.
+func TestEditorEchoMaskedAcrossWrap(t *testing.T) {
+	t.Parallel()
+	const key = "AKIA" + "UJZDEGXDNCF32EPF"
+	for _, width := range []int{8, 11, 16, 21} {
+		t.Run(strconv.Itoa(width), func(t *testing.T) {
+			t.Parallel()
+			var out strings.Builder
+			w := masking.New(masking.Options{Idle: -1}).Writer(&out)
+			e := newTestEditor(width)
+			for i := range len("id " + key + " ok") {
+				editorRun(e, ("id " + key + " ok")[i:][:1])
+				if _, err := w.Write(e.take()); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Flush(); err != nil { // the agent pauses between keys
+					t.Fatal(err)
+				}
+			}
+			editorRun(e, "\r")
+			w.Write(e.take())
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if !strings.Contains(got, "[MASKED:aws-access-key]") {
+				t.Errorf("key not masked: %q", got)
+			}
+			for i := 0; i+6 <= len(key); i++ {
+				if strings.Contains(got, key[i:i+6]) {
+					t.Fatalf("part %q of the key in the echo %q", key[i:i+6], got)
+				}
+			}
+		})
+	}
 }
