@@ -10,6 +10,8 @@ package approvals
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,7 +89,12 @@ type Request struct {
 	Cwd         string `json:"cwd,omitempty"`
 	// Commands is the parsed argv of each simple command, when known.
 	Commands [][]string `json:"commands,omitempty"`
-	Created  time.Time  `json:"created"`
+	// Parts is every part of Command that needs the approval (a simple
+	// command of a shell line, a statement of an SQL string) with every
+	// rule that asked for it, in input order; Rule and Reason are the
+	// first. Approvers are shown them all.
+	Parts   []Part    `json:"parts,omitempty"`
+	Created time.Time `json:"created"`
 	// Expires is when a pending request expires (fail closed).
 	Expires time.Time `json:"expires"`
 	// Decider, Comment and Decided are set when the request leaves pending
@@ -104,11 +111,49 @@ type Request struct {
 	ForSession time.Duration `json:"-"`
 }
 
-// requestJSON carries ForSession as a Go duration string ("10m0s"), and
-// the requester's subject flat, for tools that filter on it.
+// Part is one part of a held command that needs the approval, and one rule
+// that asked for it.
+type Part struct {
+	Text   string `json:"text"` // as the policy read it: a command's resolved words, a statement
+	Rule   string `json:"rule"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Sum is the hex SHA-256 of the exact bytes of a command: what an approval
+// binds to.
+func Sum(command string) string {
+	h := sha256.Sum256([]byte(command))
+	return hex.EncodeToString(h[:])
+}
+
+// Sum is the hex SHA-256 of r.Command, the exact bytes the approver is
+// shown (secrets already masked: a hash of the unmasked bytes would let
+// whoever sees it test guesses of a secret offline). The runner checks
+// that what it runs has this sum (see Binds).
+func (r Request) Sum() string { return Sum(r.Command) }
+
+// ShortSum is the first 12 hex digits of a sum, as people are shown it
+// and may type it (approve --hash).
+func ShortSum(sum string) string { return sum[:min(len(sum), 12)] }
+
+// Binds checks that command, the masked bytes a runner is about to run
+// under r, are the bytes r was approved for: a different command, even
+// one that renders alike, fails with ErrMismatch.
+func (r Request) Binds(command string) error {
+	if Sum(command) != r.Sum() {
+		return fmt.Errorf("approval %s: %w: it was given for sha256 %s, and this command is sha256 %s",
+			r.ID, ErrMismatch, ShortSum(r.Sum()), ShortSum(Sum(command)))
+	}
+	return nil
+}
+
+// requestJSON carries ForSession as a Go duration string ("10m0s"), the
+// requester's subject flat, for tools that filter on it, and the command's
+// SHA-256 (derived from it: it is not read back).
 type requestJSON struct {
 	*requestAlias
 	Subject    string `json:"subject"`
+	SHA256     string `json:"sha256"`
 	ForSession string `json:"for_session,omitempty"`
 }
 
@@ -116,7 +161,7 @@ type requestAlias Request
 
 // MarshalJSON writes ForSession as a duration string.
 func (r Request) MarshalJSON() ([]byte, error) {
-	j := requestJSON{requestAlias: (*requestAlias)(&r), Subject: r.Requester.Subject}
+	j := requestJSON{requestAlias: (*requestAlias)(&r), Subject: r.Requester.Subject, SHA256: r.Sum()}
 	if r.ForSession > 0 {
 		j.ForSession = r.ForSession.String()
 	}
@@ -141,6 +186,11 @@ func (r *Request) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MaxAgentReason bounds AgentReason, in bytes: the agent's reason is a
+// sentence for a person, and every request, notification and audit event
+// carries it.
+const MaxAgentReason = 1024
+
 // Errors. Callers test them with errors.Is; the messages are written for
 // the person at the CLI or the HTTP client.
 var (
@@ -159,6 +209,9 @@ var (
 	ErrAlreadyUsed = errors.New("approval already used: an approval runs its command once")
 	// ErrMismatch: the approval was given for another command or session.
 	ErrMismatch = errors.New("approval was given for another command or session")
+	// ErrStaleHash: the approver named a sha256 that is not the request's
+	// (approve --hash): they looked at another command.
+	ErrStaleHash = errors.New("the request's command does not have that sha256: look at it again with bastion approvals show")
 	// ErrInvalid: a request or decision is missing something it needs.
 	ErrInvalid = errors.New("invalid approval")
 )

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/identity"
+	"github.com/bastion-dev/bastion/masking"
 )
 
 // Service creates, waits for, decides and consumes approval requests. Store
@@ -68,6 +71,9 @@ func (s *Service) waker() Waker {
 func (s *Service) Create(ctx context.Context, r Request) (*Request, error) {
 	if r.Command == "" || r.SessionID == "" || r.Requester.Subject == "" {
 		return nil, fmt.Errorf("create approval: %w: need a command, a session and a requester", ErrInvalid)
+	}
+	if len(r.AgentReason) > MaxAgentReason {
+		return nil, fmt.Errorf("create approval: %w: the agent's reason is longer than %d bytes", ErrInvalid, MaxAgentReason)
 	}
 	if r.ID == "" {
 		r.ID = NewID()
@@ -198,10 +204,26 @@ func (s *Service) cancel(ctx context.Context, id string) (*Request, error) {
 // to its session for that long. Only a pending request can be approved: a
 // decided, expired or cancelled one fails with a *StateError.
 func (s *Service) Approve(ctx context.Context, id string, approver identity.Provenance, comment string, forSession time.Duration) (*Request, error) {
+	return s.ApproveSum(ctx, id, "", approver, comment, forSession)
+}
+
+// MinSumPrefix is the fewest hex digits of a sum that ApproveSum takes.
+const MinSumPrefix = 8
+
+// ApproveSum is Approve bound to what the approver looked at: sum, the
+// request's Sum or a prefix of it (at least MinSumPrefix hex digits, as
+// ShortSum shows it; "sha256:" in front is accepted), must match the
+// command's, or nothing is decided and the error matches ErrStaleHash.
+// An empty sum checks nothing (Approve).
+func (s *Service) ApproveSum(ctx context.Context, id, sum string, approver identity.Provenance, comment string, forSession time.Duration) (*Request, error) {
 	if forSession < 0 {
 		return nil, fmt.Errorf("approve %s: %w: negative --for-session %s", id, ErrInvalid, forSession)
 	}
-	return s.decide(ctx, id, approver, Transition{To: Approved, Comment: comment, ForSession: forSession})
+	sum = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(sum), "sha256:"))
+	if sum != "" && (len(sum) < MinSumPrefix || len(sum) > 64 || strings.Trim(sum, "0123456789abcdef") != "") {
+		return nil, fmt.Errorf("approve %s: %w: --hash wants at least %d hex digits of the command's sha256, as approvals show prints it", id, ErrInvalid, MinSumPrefix)
+	}
+	return s.decide(ctx, id, approver, Transition{To: Approved, Comment: comment, ForSession: forSession}, sum)
 }
 
 // Deny refuses a pending request. The comment, shown to the agent, is
@@ -210,10 +232,12 @@ func (s *Service) Deny(ctx context.Context, id string, approver identity.Provena
 	if comment == "" {
 		return nil, fmt.Errorf("deny %s: %w: a comment is required (tell the agent why)", id, ErrInvalid)
 	}
-	return s.decide(ctx, id, approver, Transition{To: Denied, Comment: comment})
+	return s.decide(ctx, id, approver, Transition{To: Denied, Comment: comment}, "")
 }
 
-func (s *Service) decide(ctx context.Context, id string, who identity.Provenance, t Transition) (*Request, error) {
+// decide applies t for who; sum, when not empty, is the prefix of the
+// command's sum an approver was shown (ApproveSum).
+func (s *Service) decide(ctx context.Context, id string, who identity.Provenance, t Transition, sum string) (*Request, error) {
 	id = normID(id)
 	verb := "approve"
 	if t.To == Denied {
@@ -230,10 +254,13 @@ func (s *Service) decide(ctx context.Context, id string, who identity.Provenance
 		// Denying one's own request is harmless (withdrawing it);
 		// approving it is what four eyes forbid.
 		if who.Kind != identity.KindHuman {
-			return nil, fmt.Errorf("approve %s: %w, and %s is a %s", id, ErrNotHuman, who.Subject, who.Kind)
+			return nil, fmt.Errorf("approve %s: %w, and %s is a %s", id, ErrNotHuman, masking.Display(who.Subject), masking.Display(string(who.Kind)))
 		}
-		if who.Subject == r.Requester.Subject {
-			return nil, fmt.Errorf("approve %s: %w (%s asked for it)", id, ErrSelfApproval, who.Subject)
+		if err := fourEyes(id, who, r.Requester); err != nil {
+			return nil, err
+		}
+		if sum != "" && !strings.HasPrefix(r.Sum(), sum) {
+			return nil, fmt.Errorf("approve %s: %w (you gave %s, the command is sha256 %s)", id, ErrStaleHash, sum, ShortSum(r.Sum()))
 		}
 	}
 	t.At, t.Decider = s.now(), &who
@@ -288,6 +315,15 @@ func (s *Service) finish(ctx context.Context, id string, t Transition) (*Request
 // command must not run.
 func (s *Service) Consume(ctx context.Context, id, sessionID, command string) error {
 	id = normID(id)
+	held, err := s.Store.Approval(ctx, id)
+	if err != nil {
+		return fmt.Errorf("use approval %s: %w", id, err)
+	}
+	// The store compares the command too; the sum is the binding the
+	// approver was shown, checked here where it is explained.
+	if err := held.Binds(command); err != nil {
+		return fmt.Errorf("use approval %s: %w", id, err)
+	}
 	if err := s.Store.ConsumeApproval(ctx, id, sessionID, command); err != nil {
 		return fmt.Errorf("use approval %s: %w", id, err)
 	}
@@ -346,7 +382,7 @@ func (s *Service) record(r Request, step Step, who *identity.Provenance, extra m
 	if sink == nil {
 		sink = audit.Discard
 	}
-	d := map[string]any{"step": string(step), "id": r.ID, "rule": r.Rule, "command": r.Command, "status": string(r.Status)}
+	d := map[string]any{"step": string(step), "id": r.ID, "rule": r.Rule, "command": r.Command, "status": string(r.Status), "sha256": r.Sum()}
 	if r.Target != "" {
 		d["target"] = r.Target
 	}
@@ -361,6 +397,16 @@ func (s *Service) record(r Request, step Step, who *identity.Provenance, extra m
 		}
 		if r.Cwd != "" {
 			d["cwd"] = r.Cwd
+		}
+		if len(r.Parts) > 1 {
+			// Every rule the request needed, not only the first.
+			rules := make([]string, 0, len(r.Parts))
+			for _, p := range r.Parts {
+				if !slices.Contains(rules, p.Rule) {
+					rules = append(rules, p.Rule)
+				}
+			}
+			d["rules"] = rules
 		}
 	case StepApproved, StepDenied:
 		d["requester"] = r.Requester.String()

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/bastion-dev/bastion/audit"
+	"github.com/bastion-dev/bastion/masking"
 )
 
 // Webhook posts each event as JSON to URL. Delivery runs in one background
@@ -251,44 +253,69 @@ func (w *Webhook) body(ev Event) ([]byte, error) {
 	}{ev, Summary(ev)})
 }
 
-// Summary is a one-line description of an event for people.
+// Summary is a one-line description of an event for people. Agent text in
+// it (the command, the subject, comments) goes through masking.Display, so
+// that no byte of it can move the cursor, hide text or reorder the line,
+// and the command comes last, so that nothing it says can pass for what
+// follows it.
 func Summary(ev Event) string {
 	r := ev.Request
-	who := r.Requester.String()
+	who := masking.Display(r.Requester.String())
+	sum := ShortSum(r.Sum())
+	cmd := masking.Display(r.Command)
 	switch ev.Step {
 	case StepRequested:
-		return fmt.Sprintf("%s asks to run %q (rule %s); approve with `bastion approvals approve %s` or deny with `bastion approvals deny %s --comment ...`",
-			who, r.Command, r.Rule, r.ID, r.ID)
+		return fmt.Sprintf("%s asks to run a command (%s, sha256 %s); approve with `bastion approvals approve %s --hash %s` or deny with `bastion approvals deny %s --comment ...`: %s",
+			who, rulesOf(r), sum, r.ID, sum, r.ID, cmd)
 	case StepApproved, StepDenied:
 		by := "?"
 		if r.Decider != nil {
-			by = r.Decider.String()
+			by = masking.Display(r.Decider.String())
 		}
-		s := fmt.Sprintf("approval %s %s by %s: %q for %s", r.ID, r.Status, by, r.Command, who)
+		s := fmt.Sprintf("approval %s %s by %s for %s (sha256 %s)", r.ID, r.Status, by, who, sum)
 		if r.Comment != "" {
-			s += " (" + r.Comment + ")"
+			s += ", comment: " + masking.Display(r.Comment)
 		}
-		return s
+		return s + ": " + cmd
 	}
-	s := fmt.Sprintf("approval %s %s: %q for %s", r.ID, r.Status, r.Command, who)
+	s := fmt.Sprintf("approval %s %s for %s (sha256 %s)", r.ID, r.Status, who, sum)
 	if r.Comment != "" {
-		s += " (" + r.Comment + ")"
+		s += ", comment: " + masking.Display(r.Comment)
 	}
-	return s
+	return s + ": " + cmd
+}
+
+// rulesOf names every rule the request needs: "rule a" or "rules a, b".
+func rulesOf(r Request) string {
+	rules := []string{r.Rule}
+	for _, p := range r.Parts {
+		if !slices.Contains(rules, p.Rule) {
+			rules = append(rules, p.Rule)
+		}
+	}
+	for i, id := range rules {
+		rules[i] = masking.Display(id)
+	}
+	if len(rules) == 1 {
+		return "rule " + rules[0]
+	}
+	return "rules " + strings.Join(rules, ", ")
 }
 
 // Slack's section text is limited to 3000 characters.
 const slackTextMax = 2900
 
 // slackMessage is a Slack incoming-webhook payload. Every text that comes
-// from the agent is escaped (&, <, >), so a command cannot mention
-// @channel or plant a link.
+// from the agent is rendered by masking.Display and escaped (&, <, >), so
+// a command can neither hide a part of itself nor mention @channel or
+// plant a link.
 func slackMessage(ev Event) map[string]any {
 	r := ev.Request
 	var head string
 	switch ev.Step {
 	case StepRequested:
-		head = fmt.Sprintf(":raised_hand: *Approval %s*: %s asks to run (rule `%s`)", r.ID, slackEscape(r.Requester.String()), slackEscape(r.Rule))
+		head = fmt.Sprintf(":raised_hand: *Approval %s*: %s asks to run (%s, sha256 `%s`)", r.ID, slackEscape(masking.Display(r.Requester.String())),
+			slackEscape(rulesOf(r)), ShortSum(r.Sum()))
 	case StepApproved:
 		head = fmt.Sprintf(":white_check_mark: *Approval %s approved*%s", r.ID, slackBy(r))
 	case StepDenied:
@@ -296,17 +323,26 @@ func slackMessage(ev Event) map[string]any {
 	default:
 		head = fmt.Sprintf(":hourglass: *Approval %s %s*", r.ID, r.Status)
 	}
-	cmd := clip(r.Command, slackTextMax)
-	// A fence inside the command would end the code block early.
-	cmd = strings.ReplaceAll(cmd, "```", "`\u200b``")
+	// A backtick inside the command would end the code block early: it
+	// is escaped like any other rune that means something here.
+	cmd := clipDisplay(r.Command, "`", slackTextMax)
 	blocks := []map[string]any{
 		{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": head}},
 		{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": "```" + slackEscape(cmd) + "```"}},
 	}
+	if len(r.Parts) > 0 && ev.Step == StepRequested {
+		var b strings.Builder
+		b.WriteString("*Needs approval:*")
+		for _, p := range r.Parts {
+			fmt.Fprintf(&b, "\n• `%s` (rule `%s`): %s", clipDisplay(p.Text, "`", 300),
+				masking.DisplayEscaping(p.Rule, "`"), clipDisplay(p.Reason, "", 300))
+		}
+		blocks = append(blocks, map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": slackEscape(clip(b.String(), slackTextMax))}})
+	}
 	var ctx []map[string]any
 	add := func(label, v string) {
 		if v != "" {
-			ctx = append(ctx, map[string]any{"type": "mrkdwn", "text": "*" + label + ":* " + slackEscape(clip(v, 1000))})
+			ctx = append(ctx, map[string]any{"type": "mrkdwn", "text": "*" + label + ":* " + slackEscape(clipDisplay(v, "", 1000))})
 		}
 	}
 	add("reason", r.Reason)
@@ -315,7 +351,7 @@ func slackMessage(ev Event) map[string]any {
 	add("session", r.SessionID)
 	add("comment", r.Comment)
 	if ev.Step == StepRequested {
-		add("decide", "bastion approvals approve "+r.ID+"  |  bastion approvals deny "+r.ID+" --comment ...")
+		add("decide", "bastion approvals approve "+r.ID+" --hash "+ShortSum(r.Sum())+"  |  bastion approvals deny "+r.ID+" --comment ...")
 	}
 	if len(ctx) > 0 {
 		blocks = append(blocks, map[string]any{"type": "context", "elements": ctx})
@@ -334,11 +370,36 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// clipDisplay is the rendering (masking.DisplayEscaping with also) of the
+// longest prefix of s whose rendering fits in n bytes, and "…" when s was
+// cut: cutting the rendering instead could leave half an escape.
+func clipDisplay(s, also string, n int) string {
+	if out := masking.DisplayEscaping(s, also); len(out) <= n {
+		return out
+	}
+	prefix := func(k int) string {
+		for k > 0 && !utf8.RuneStart(s[k]) {
+			k--
+		}
+		return s[:k]
+	}
+	lo, hi := 0, len(s) // the rendering of prefix(lo) fits, that of s does not
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if len(masking.DisplayEscaping(prefix(mid), also)) <= n {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return masking.DisplayEscaping(prefix(lo), also) + "…"
+}
+
 func slackBy(r Request) string {
 	if r.Decider == nil {
 		return ""
 	}
-	return " by " + slackEscape(r.Decider.String())
+	return " by " + slackEscape(masking.Display(r.Decider.String()))
 }
 
 // slackEscape escapes the three characters Slack's mrkdwn treats as control

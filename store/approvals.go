@@ -52,6 +52,11 @@ const approvalsMigration = `CREATE TABLE approvals (
 	);
 	CREATE INDEX approval_grants_session ON approval_grants(session_id, rule, expires);`
 
+// approvalPartsMigration keeps every part of a held command that needs
+// the approval, with its rule (approvals.Part, as a JSON array), so that
+// an approver in another process is shown them all.
+const approvalPartsMigration = `ALTER TABLE approvals ADD COLUMN parts TEXT NOT NULL DEFAULT '[]';`
+
 // CreateApproval stores a new request.
 func (s *Store) CreateApproval(ctx context.Context, r approvals.Request) error {
 	req, err := json.Marshal(r.Requester)
@@ -62,11 +67,15 @@ func (s *Store) CreateApproval(ctx context.Context, r approvals.Request) error {
 	if err != nil {
 		return err
 	}
+	parts, err := json.Marshal(r.Parts)
+	if err != nil {
+		return err
+	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO approvals
-		(id, status, subject, requester, session_id, target, command, commands, rule, reason, agent_reason, task, cwd, created, expires)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		(id, status, subject, requester, session_id, target, command, commands, rule, reason, agent_reason, task, cwd, created, expires, parts)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.ID, string(r.Status), r.Requester.Subject, string(req), r.SessionID, r.Target, r.Command, string(cmds),
-		r.Rule, r.Reason, r.AgentReason, r.Task, r.Cwd, unix(r.Created), unix(r.Expires))
+		r.Rule, r.Reason, r.AgentReason, r.Task, r.Cwd, unix(r.Created), unix(r.Expires), string(parts))
 	if err != nil {
 		return fmt.Errorf("store approval %s: %w", r.ID, err)
 	}
@@ -74,7 +83,7 @@ func (s *Store) CreateApproval(ctx context.Context, r approvals.Request) error {
 }
 
 const approvalColumns = `id, status, requester, session_id, target, command, commands, rule, reason, agent_reason, task, cwd,
-	created, expires, decider, comment, decided, for_session, used`
+	created, expires, decider, comment, decided, for_session, used, parts`
 
 type scanner interface{ Scan(...any) error }
 
@@ -82,13 +91,14 @@ func scanApproval(row scanner) (approvals.Request, error) {
 	var (
 		r                 approvals.Request
 		status, req, cmds string
+		parts             string
 		created, expires  int64
 		decider           sql.NullString
 		decided           sql.NullInt64
 		forSession        int64
 	)
 	err := row.Scan(&r.ID, &status, &req, &r.SessionID, &r.Target, &r.Command, &cmds, &r.Rule, &r.Reason, &r.AgentReason,
-		&r.Task, &r.Cwd, &created, &expires, &decider, &r.Comment, &decided, &forSession, &r.Used)
+		&r.Task, &r.Cwd, &created, &expires, &decider, &r.Comment, &decided, &forSession, &r.Used, &parts)
 	if err != nil {
 		return r, err
 	}
@@ -98,6 +108,9 @@ func scanApproval(row scanner) (approvals.Request, error) {
 	}
 	if err := json.Unmarshal([]byte(cmds), &r.Commands); err != nil {
 		return r, fmt.Errorf("bad commands for approval %s: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(parts), &r.Parts); err != nil {
+		return r, fmt.Errorf("bad parts for approval %s: %w", r.ID, err)
 	}
 	if decider.Valid {
 		r.Decider = new(identity.Provenance)
