@@ -160,7 +160,8 @@ var ruleCases = []maskCase{
 	{"pem/no footer fails closed", "key:\n-----BEGIN RSA " + "PRIVATE KEY-----\n" + tPEMBody + "and then the rest of the output", "key:\n" + mk("private-key")},
 	same("pem/certificate", "-----BEGIN CERTIFICATE-----\n"+tPEMBody+"-----END CERTIFICATE-----\n"),
 	same("pem/public key", "-----BEGIN PUBLIC KEY-----\n"+tPEMBody+"-----END PUBLIC KEY-----\n"),
-	same("pem/header in source code", `if strings.HasPrefix(s, "-----BEGIN RSA `+`PRIVATE KEY-----") {`+"\n\treturn rsa\n}\n"+tPEMBody),
+	same("pem/header in source code", `if strings.HasPrefix(s, "-----BEGIN RSA `+`PRIVATE KEY-----") {`+"\n\treturn rsa\n}\nnext()\n"),
+	{"pem/body without header", "$ sed 1d key.pem\n" + tPEMBody + "-----END RSA PRIVATE KEY-----\n", "$ sed 1d key.pem\n" + mk("private-key") + "\n-----END RSA PRIVATE KEY-----\n"},
 	same("pem/header in grep output", "pem.go:12: // -----BEGIN OPENSSH "+"PRIVATE KEY----- is the header\nnext line\n"),
 
 	{"pem/base64 in kube secret", "data:\n  tls.key: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFcEFJQkFBS0NBUUVBOVdxR2VhTytFbVZkemxLT3A4Qldoem9ZdU9jMWdjbStoOEM4U3JpcEtlSjFXaGkKUS9wMEZ3c2JBYldiTnJaeTA1cEVhTHZ6VVVRSGZFem1NU0JLaXMySEJSeXo0L3gvVkFBV0h3elBYM2xSSFRVRwotLS0tLUVORCBSU0EgUFJJVkFURSBLRVktLS0tLQo=\n",

@@ -76,8 +76,10 @@ func init() {
 	set("pousrbmkc", '_')
 	set("-kpts", '-')
 	set("y", 'J')
-	set("S", '0') // LS0tLS1CRUdJTi: base64 of "-----BEGIN"
-	set("d", '5') // md5 + 32 hex
+	set("S", '0')       // LS0tLS1CRUdJTi: base64 of "-----BEGIN"
+	set("d", '5')       // md5 + 32 hex
+	set("\n \t\"", 'M') // private key bodies (keyBody)
+	set("\n \t\"", 'b')
 	for c := range 256 {
 		// What a terminal does not show (see strip): the engine then
 		// matches the shown text instead.
@@ -371,6 +373,9 @@ func (s *scanner) strong(i int) (whole bool) {
 		s.upperJ(i)
 	case '0':
 		s.pemBase64(i - 2)
+		return false
+	case 'M', 'b':
+		s.keyBody(i)
 		return false
 	case '$':
 		s.cryptHash(i)
