@@ -51,10 +51,11 @@ var migrations = []string{
 	);
 	CREATE INDEX revocations_serial ON revocations(serial);
 	CREATE INDEX revocations_key_id ON revocations(key_id);`,
-	approvalsMigration, // 2: approval requests and session grants (approvals.go)
-	sessionsMigration,  // 3: sessions and their command index (sessions.go)
-	auditHeadMigration, // 4: the audit log's head (audithead.go)
-	sealsMigration,     // 5: the seals of sealed recordings (seals.go)
+	approvalsMigration,     // 2: approval requests and session grants (approvals.go)
+	sessionsMigration,      // 3: sessions and their command index (sessions.go)
+	auditHeadMigration,     // 4: the audit log's head (audithead.go)
+	sealsMigration,         // 5: the seals of sealed recordings (seals.go)
+	approvalPartsMigration, // 6: the parts of a held command that need approval (approvals.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending
