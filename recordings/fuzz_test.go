@@ -51,6 +51,15 @@ func FuzzReader(f *testing.F) {
 			if !rep.Sealed || rep.Checked != rep.Lines {
 				t.Fatalf("accepted without a checked seal: %+v", rep)
 			}
+			if len(rep.Index) != rep.Commands {
+				t.Fatalf("%d command markers, %d in the index", rep.Commands, len(rep.Index))
+			}
+			// Held to its own seal and index, a sealed recording agrees.
+			p := filepath.Join(t.TempDir(), "f.cast")
+			os.WriteFile(p, data, 0o600)
+			if _, err := VerifySession(p, nil, Known{Seal: &Seal{Lines: rep.Lines, SHA256: rep.SHA256}, Index: rep.Index}); err != nil && uniqueCommands(rep.Index) {
+				t.Fatalf("VerifySession with its own seal and index: %v", err)
+			}
 		case errors.Is(err, ErrNotSealed), errors.As(err, &te), errors.As(err, &fe):
 		default:
 			t.Fatalf("Verify: unexpected error %T %v", err, err)
@@ -147,4 +156,17 @@ func BenchmarkWriterOutputLog(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// uniqueCommands says no two commands of index share a number, as in every
+// recording bastion writes.
+func uniqueCommands(index []Entry) bool {
+	seen := map[int]bool{}
+	for _, e := range index {
+		if seen[e.N] {
+			return false
+		}
+		seen[e.N] = true
+	}
+	return true
 }

@@ -36,6 +36,12 @@ type Report struct {
 	SignatureChecked bool
 	// Truncated says the last line was cut off mid-write (a crash).
 	Truncated bool
+	// SHA256 is the hex chain over every complete line: for a sealed
+	// recording, what Writer.Sealed gave the store to keep.
+	SHA256 string
+	// Index is the command index the recording's own markers give: what
+	// the index file and the store's copy of it must agree with.
+	Index []Entry
 }
 
 // TamperError says where a recording differs from what was written.
@@ -143,6 +149,9 @@ func Verify(r io.Reader, pub crypto.PublicKey) (Report, error) {
 				rep.Checkpoints++
 				rep.Sealed = m.Type == markSeal
 			}
+			if isOurs {
+				indexMarker(&rep.Index, m, e.Time, line)
+			}
 			if isOurs && m.Type == markCommand {
 				rep.Commands++
 			}
@@ -152,6 +161,7 @@ func Verify(r io.Reader, pub crypto.PublicKey) (Report, error) {
 		rep.Events++
 	}
 	rep.Signed, rep.SignatureChecked = signed, signed && key != nil
+	rep.SHA256 = hex.EncodeToString(chain[:])
 	if rep.Sealed {
 		rep.Checked = rep.Lines
 		return rep, nil
@@ -160,6 +170,24 @@ func Verify(r io.Reader, pub crypto.PublicKey) (Report, error) {
 		rep.Checked = lastCP - 1
 	}
 	return rep, &UnsealedError{ValidUpTo: rep.Lines, Checked: rep.Checked, Truncated: rep.Truncated}
+}
+
+// indexMarker adds what a command or exit marker at line says to index.
+func indexMarker(index *[]Entry, m marker, t float64, line int) {
+	switch m.Type {
+	case markCommand:
+		*index = append(*index, Entry{N: m.N, Offset: t, Line: line, Cmd: m.Cmd, Decision: m.Decision, Rule: m.Rule})
+	case markExit:
+		for i := len(*index) - 1; i >= 0; i-- {
+			if e := &(*index)[i]; e.N == m.N && e.Exit == nil {
+				e.Exit = m.Exit
+				if m.Duration != nil {
+					e.Duration = *m.Duration
+				}
+				return
+			}
+		}
+	}
 }
 
 // parseMarker decodes a marker label. isOurs says it is one of bastion's

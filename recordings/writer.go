@@ -62,6 +62,7 @@ type Writer struct {
 	f      *os.File
 	err    error // sticky: the first failure
 	closed bool
+	sealed bool     // the seal is written and durable (Sealed)
 	lines  int      // lines written, header included
 	chain  [32]byte // hash chain over those lines
 	last   float64  // time of the last event, so times never go backwards
@@ -432,6 +433,7 @@ func (w *Writer) seal(exitCode int) error {
 	if err := w.syncLocked(); err != nil {
 		return err
 	}
+	w.sealed = true
 	ended := w.start.Add(time.Duration(t * float64(time.Second))).UTC()
 	w.index.Ended, w.index.Exit = &ended, &code
 	return w.writeIndex()
