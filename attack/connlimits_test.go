@@ -40,7 +40,9 @@ func TestUnauthenticatedConnectionsCapped(t *testing.T) {
 	if r.Code != 255 || r.Stdout != "" {
 		t.Fatalf("ssh over the startup cap: %+v", r)
 	}
-	waitAudit(t, b, func(e event) bool { return e.str("type") == "auth.failed" && e.detail("reason") == "too-many-unauthenticated" })
+	waitAudit(t, b, func(e event) bool {
+		return e.str("type") == "auth.failed" && e.detail("reason") == "too-many-unauthenticated"
+	})
 	// The login grace time closes the idle ones...
 	for _, c := range idle {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
