@@ -125,6 +125,16 @@
 // runs PROMPT_COMMAND again. While Check decides (an approval wait), Ctrl-C
 // cancels Check's context and nothing runs.
 //
+// # Hidden input
+//
+// Keystrokes that a running program reads with echo off (a password prompt:
+// ECHO off with ICANON on in the PTY's termios, read on the master with
+// TCGETS as each chunk arrives) reach [Front.OnInput] as [NoEchoMarker],
+// once per burst, instead of as typed, so that a password never lands in
+// the recording; [Proc.MaskNoEcho] does the same for a command on its own
+// PTY. Raw-mode programs (vim, less, readline) turn echo off too but draw
+// what they read; their keystrokes are recorded as typed.
+//
 // # Lifetimes
 //
 // Run owns: the goroutine waiting for bash, the output pump reading the PTY,

@@ -62,7 +62,9 @@ type Front struct {
 	// Run refuses to start without Check.
 	Check func(ctx context.Context, input string) Verdict
 	// OnInput, if not nil, receives every chunk read from In, for the
-	// recording. It must not keep p.
+	// recording, except keystrokes that a running program reads with echo
+	// off (a password prompt: read -s in a script, sudo, ssh, psql): for
+	// those it receives NoEchoMarker, once per burst. It must not keep p.
 	OnInput func(p []byte)
 	// OnExit, if not nil, is called when an input that Check let through has
 	// finished, with its exit status (128+n when killed by signal n). It is

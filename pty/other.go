@@ -5,6 +5,7 @@ package pty
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 )
 
@@ -23,3 +24,6 @@ func newSession(*Front, *shell, Size) *session { return &session{} }
 func (*session) run(context.Context) (int, error) { return -1, errUnsupported }
 
 func (*session) resize(Size) error { return errUnsupported }
+
+// hiddenInput cannot read a terminal's mode here: the caller fails closed.
+func hiddenInput(*os.File) (bool, error) { return false, errUnsupported }

@@ -62,7 +62,8 @@ type session struct {
 	lastN       int    // command number of the last accepted marker
 	want        int    // command number of the running input's marker
 	checkCancel context.CancelFunc
-	interrupted bool // Ctrl-C while Check was deciding
+	noEcho      noEcho // what OnInput gets of keystrokes a password prompt hides
+	interrupted bool   // Ctrl-C while Check was deciding
 	inClosed    bool
 	nudge       *time.Timer
 	nudgesLeft  int
@@ -167,7 +168,9 @@ func (s *session) loop(ctx context.Context) {
 			s.stop(e)
 		case p := <-s.inCh:
 			if s.f.OnInput != nil {
-				s.f.OnInput(p)
+				if q := s.noEcho.filter(p, s.echoes()); len(q) > 0 {
+					s.f.OnInput(q)
+				}
 			}
 			s.input(p)
 		case <-s.inErr:
@@ -224,6 +227,22 @@ func (s *session) input(p []byte) {
 	case stRunning:
 		s.passthrough(p)
 	}
+}
+
+// echoes reports whether keystrokes that arrive now are shown: by the line
+// editor, which gets them when no program runs or bash itself holds the
+// terminal (see passthrough), or by the terminal, unless the program that
+// reads them turned echo off (a password prompt) or the terminal cannot be
+// asked.
+func (s *session) echoes() bool {
+	if s.state != stRunning {
+		return true
+	}
+	if fg, err := foreground(s.sh.master); err != nil || fg <= 0 || fg == s.sh.pid {
+		return true
+	}
+	hidden, err := hiddenInput(s.sh.master)
+	return err == nil && !hidden
 }
 
 func (s *session) hold(p []byte) {
