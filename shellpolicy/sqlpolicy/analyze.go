@@ -145,13 +145,13 @@ func (a *analysis) node(n *pg_query.Node) bool {
 		root := a.enter("DELETE")
 		a.writes = true
 		a.reads = a.reads || root && len(s.ReturningList) > 0
-		a.dml(root, "DELETE", "DELETE FROM "+rangeVarName(s.Relation), "sql-unrestricted-delete", s.WhereClause, s.Relation)
+		a.dml(root, "DELETE", "DELETE FROM "+rangeVarName(s.Relation), "sql-unrestricted-delete", s.WhereClause, s.Relation, s.UsingClause, s.WithClause)
 	case *pg_query.Node_UpdateStmt:
 		s := v.UpdateStmt
 		root := a.enter("UPDATE")
 		a.writes = true
 		a.reads = a.reads || root && len(s.ReturningList) > 0
-		a.dml(root, "UPDATE", "UPDATE "+rangeVarName(s.Relation), "sql-unrestricted-update", s.WhereClause, s.Relation)
+		a.dml(root, "UPDATE", "UPDATE "+rangeVarName(s.Relation), "sql-unrestricted-update", s.WhereClause, s.Relation, s.FromClause, s.WithClause)
 	case *pg_query.Node_MergeStmt:
 		a.merge(v.MergeStmt)
 	case *pg_query.Node_CopyStmt:

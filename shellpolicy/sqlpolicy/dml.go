@@ -28,10 +28,11 @@ func (a *analysis) selectStmt(s *pg_query.SelectStmt) bool {
 	return true
 }
 
-// dml judges a DELETE or UPDATE by its WHERE clause.
-func (a *analysis) dml(root bool, kind, detail, unrestricted string, where *pg_query.Node, rel *pg_query.RangeVar) {
+// dml judges a DELETE or UPDATE by its WHERE clause; from is its USING
+// (DELETE) or FROM (UPDATE) list.
+func (a *analysis) dml(root bool, kind, detail, unrestricted string, where *pg_query.Node, rel *pg_query.RangeVar, from []*pg_query.Node, with *pg_query.WithClause) {
 	switch {
-	case restricts(where, newTarget(rel)):
+	case restricts(where, newTarget(rel, from, with)):
 		a.base(root, "sql-write", kind, detail, rvRaw(rel)...)
 	case where == nil:
 		a.flag(unrestricted, kind, detail+" has no WHERE clause", rvRaw(rel))
@@ -43,7 +44,11 @@ func (a *analysis) dml(root bool, kind, detail, unrestricted string, where *pg_q
 func (a *analysis) merge(s *pg_query.MergeStmt) {
 	root := a.enter("MERGE")
 	a.writes = true
-	t := newTarget(s.Relation)
+	var from []*pg_query.Node
+	if s.SourceRelation != nil {
+		from = []*pg_query.Node{s.SourceRelation}
+	}
+	t := newTarget(s.Relation, from, s.WithClause)
 	onRestricts := restricts(s.JoinCondition, t)
 	detail := "MERGE INTO " + rangeVarName(s.Relation)
 	for _, n := range s.MergeWhenClauses {

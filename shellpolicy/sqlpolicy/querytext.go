@@ -292,7 +292,7 @@ func isIntConst(n *pg_query.Node) bool {
 }
 
 // queryConst is the value of a string constant given as query text: a
-// plain, E”, U&” or dollar-quoted string (the parser has resolved its
+// plain, E'...', U&'...' or dollar-quoted string (the parser has resolved its
 // quoting), seen through casts to text or varchar without a length. Any
 // other cast could change the text the function runs ('...'::varchar(13)
 // and ::name cut it short, ::char keeps one character), so the text is

@@ -20,39 +20,59 @@ const (
 	tIndep              // unknown, but not decided by the target row ($1, now(), an uncorrelated subquery)
 )
 
-// target is the table whose rows a DELETE, UPDATE or MERGE changes.
+// target is the table whose rows a DELETE, UPDATE or MERGE changes, and
+// what the statement joins it with.
 type target struct {
-	name string // what a qualified column names it by: the alias, else the table name
+	name  string             // what a qualified column names it by: the alias, else the table name
+	rel   *pg_query.RangeVar // the table itself
+	from  []*pg_query.Node   // DELETE's USING, UPDATE's FROM, MERGE's source
+	ctes  []*pg_query.Node   // the statement's WITH: CommonTableExpr nodes
+	depth int                // subqueries followed so far (see maxWitnessDepth)
 }
 
-func newTarget(rv *pg_query.RangeVar) target {
+func newTarget(rv *pg_query.RangeVar, from []*pg_query.Node, with *pg_query.WithClause) target {
+	t := target{rel: rv, from: from}
+	if with != nil {
+		t.ctes = with.Ctes
+	}
 	if rv == nil {
-		return target{}
+		return t
 	}
+	t.name = rv.Relname
 	if rv.Alias != nil && rv.Alias.Aliasname != "" {
-		return target{name: rv.Alias.Aliasname}
+		t.name = rv.Alias.Aliasname
 	}
-	return target{name: rv.Relname}
+	return t
 }
 
 // restricts reports whether a WHERE clause limits a statement to some rows
-// of its target rather than all of them. The judgement is syntactic and
-// errs towards "not restricting": constant conditions are folded (WHERE
-// true, 1 = 1, 'a' = 'a', NOT false, x OR true), comparisons of an
-// expression with itself and IS NOT NULL on a column count as true for
-// every row, and a condition that never mentions the target's columns
-// (WHERE $1, WHERE now() > '2020-01-01', an uncorrelated EXISTS) selects
-// all rows or none.
+// of its target rather than all of them. A condition that is true for
+// every row by construction does not: constants folded (WHERE true, 1 = 1,
+// 'a' = 'a', NOT false), an expression compared with itself (id = id,
+// x >= x, x IS NOT DISTINCT FROM x), IS NOT NULL on a column, a pattern
+// that matches everything (LIKE '%'), an OR one of whose arms is always
+// true or whose arms together cover every value (a OR NOT a, x < 5 OR
+// x >= 5, x IS NULL OR x IS NOT NULL), a CASE or coalesce whose every
+// outcome is true, and a subquery or join that finds each row in its own
+// table (id IN (SELECT id FROM t), EXISTS (SELECT 1 FROM t t2 WHERE t2.id
+// = t.id), USING t t2 WHERE t.id = t2.id; see witness). An AND restricts
+// when any of its arms does. A condition that never mentions the target's
+// columns (WHERE $1, WHERE now() > '2020-01-01', an uncorrelated EXISTS)
+// selects all rows or none, so it does not restrict either. Everything
+// else restricts, even where it holds for every row in fact (id > 0).
 func restricts(where *pg_query.Node, t target) bool {
 	if where == nil {
 		return false
 	}
 	switch eval(where, t, false) {
 	case tDep, tFalse, tNull:
-		return true
+		return !t.selfJoinAll(where)
 	}
 	return false
 }
+
+// maxOrArms bounds the arms of one OR that are compared for coverage.
+const maxOrArms = 4096
 
 // eval judges e, or NOT e when neg is set. Negation is pushed down to the
 // leaves, so that NOT (id IS NULL) is seen as the tautology it is.
@@ -73,7 +93,11 @@ func eval(e *pg_query.Node, t target, neg bool) truth {
 			if (b.Boolop == pg_query.BoolExprType_AND_EXPR) != neg {
 				return and(vals)
 			}
-			return or(vals)
+			r := or(vals)
+			if r != tTrue && covers(b.Args, neg, t) {
+				return tTrue
+			}
+			return r
 		}
 	case *pg_query.Node_AConst, *pg_query.Node_TypeCast:
 		if c, ok := constValue(e); ok {
@@ -86,6 +110,21 @@ func eval(e *pg_query.Node, t target, neg bool) truth {
 		return negate(boolTest(v.BooleanTest, t), neg)
 	case *pg_query.Node_AExpr:
 		return aExpr(v.AExpr, t, neg)
+	case *pg_query.Node_CaseExpr:
+		if r, ok := caseExpr(v.CaseExpr, t, neg); ok {
+			return r
+		}
+	case *pg_query.Node_CoalesceExpr:
+		if r, ok := coalesceExpr(v.CoalesceExpr, t, neg); ok {
+			return r
+		}
+	case *pg_query.Node_SubLink:
+		if r, ok := t.witness(v.SubLink); ok {
+			return negate(r, neg)
+		}
+		if emptySubLink(v.SubLink, t) {
+			return negate(tFalse, neg) // EXISTS and IN of no rows
+		}
 	case *pg_query.Node_CurrentOfExpr:
 		return tDep
 	}
@@ -105,7 +144,7 @@ func negate(v truth, neg bool) truth {
 }
 
 func and(vals []truth) truth {
-	has := map[truth]bool{}
+	var has [tIndep + 1]bool
 	for _, v := range vals {
 		has[v] = true
 	}
@@ -123,7 +162,7 @@ func and(vals []truth) truth {
 }
 
 func or(vals []truth) truth {
-	has := map[truth]bool{}
+	var has [tIndep + 1]bool
 	for _, v := range vals {
 		has[v] = true
 	}
@@ -193,6 +232,9 @@ func aExpr(x *pg_query.A_Expr, t target, neg bool) truth {
 	switch x.Kind {
 	case pg_query.A_Expr_Kind_AEXPR_OP:
 		if _, ok := negatedOp[op]; !ok {
+			if r, ok := patternMatch(x, op, t, neg); ok {
+				return r
+			}
 			break
 		}
 		if neg {
@@ -209,7 +251,7 @@ func aExpr(x *pg_query.A_Expr, t target, neg bool) truth {
 		if lok && l.null || rok && r.null {
 			return tNull // x = NULL is never true
 		}
-		if sameExpr(x.Lexpr, x.Rexpr) {
+		if sameExprIn(x.Lexpr, x.Rexpr, t) {
 			if op == "=" || op == "<=" || op == ">=" {
 				return tTrue
 			}
@@ -230,15 +272,22 @@ func aExpr(x *pg_query.A_Expr, t target, neg bool) truth {
 				return negate(v, distinct)
 			}
 			return v
-		case sameExpr(x.Lexpr, x.Rexpr):
+		case sameExprIn(x.Lexpr, x.Rexpr, t):
 			return negate(tTrue, distinct)
 		}
-	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE:
-		// col LIKE '%' holds for every non-null value.
-		if p, ok := constString(x.Rexpr); ok && strings.Trim(p, "%") == "" && p != "" && (op == "~~" || op == "~~*") {
-			if d := deps(x.Lexpr, t); d == tDep {
-				return negate(tTrue, neg)
-			}
+	case pg_query.A_Expr_Kind_AEXPR_LIKE, pg_query.A_Expr_Kind_AEXPR_ILIKE, pg_query.A_Expr_Kind_AEXPR_SIMILAR:
+		if r, ok := patternMatch(x, op, t, neg); ok {
+			return r
+		}
+	case pg_query.A_Expr_Kind_AEXPR_IN:
+		// x IN (a, b) is x = a OR x = b; x NOT IN (a, b) is x <> a AND x <> b.
+		if e, ok := expandIn(x); ok {
+			return eval(e, t, neg)
+		}
+	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,
+		pg_query.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
+		if e, ok := expandBetween(x); ok {
+			return eval(e, t, neg)
 		}
 	}
 	return deps(&pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: x}}, t)
