@@ -23,16 +23,20 @@
 //     statement prepared), cursors, LISTEN/NOTIFY, plain VACUUM and ANALYZE.
 //
 // Data-modifying CTEs, statements inside CREATE RULE and CREATE SCHEMA,
-// SQL function bodies and the SQL inside PL/pgSQL bodies and DO blocks
-// (including string constants given to EXECUTE) are judged too. A string
-// of several statements takes the strictest verdict.
+// SQL function bodies, the SQL inside PL/pgSQL bodies and DO blocks
+// (including string constants given to EXECUTE), and SQL given as text to
+// the functions that run it (ts_stat, ts_rewrite, query_to_xml, crosstab,
+// connectby, xpath_table, dblink...: see querytext.go) are judged too, the
+// call taking the stricter verdict; such a text that is not a constant is
+// approve. A string of several statements takes the strictest verdict.
 //
-// The judgement is static. A WHERE restricts when it depends on the target
-// row after constant folding (WHERE true, 1 = 1, x OR true do not;
-// id = id and id IS NOT NULL count as every row; id > 0 restricts, even if
-// it holds for every row). A function, view or trigger that already exists
-// in the database is judged by its name only. psql backslash commands are
-// not SQL and do not parse.
+// The judgement is static. A WHERE restricts unless it is true for every
+// row by construction (see restricts): WHERE true, 1 = 1, x OR true,
+// id = id, id IS NOT NULL, a OR NOT a, x < 5 OR x >= 5, LIKE '%',
+// id IN (SELECT id FROM t) and a self-join on the same key count as every
+// row; id > 0 restricts, even if it holds for every row. A function, view
+// or trigger that already exists in the database is judged by its name
+// only. psql backslash commands are not SQL and do not parse.
 package sqlpolicy
 
 import (
