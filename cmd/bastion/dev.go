@@ -151,21 +151,35 @@ func newDevTokenCmd() *cobra.Command {
 		Use:   "token",
 		Short: "Print an ID token from the running dev issuer, for trying other identities",
 		Long: `Print an OIDC ID token for SUBJECT, minted by the issuer of a running
-'bastion dev'. Use it with 'bastion login --token-file'.`,
+'bastion dev'. Use it with 'bastion login --token-file'. The issuer answers
+only the operator: this reads the operator token bastion dev wrote to
+DATA_DIR/client/operator_token, so run it as the user who started bastion dev.`,
 		Args: cobra.NoArgs,
 	}
 	dir := dataDirFlag(cmd)
 	cmd.Flags().StringVar(&subject, "subject", devSubject, "the token's subject")
 	cmd.Flags().StringSliceVar(&groups, "group", nil, "groups claim (repeatable)")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		b, err := os.ReadFile(filepath.Join(bastion.DataDir(*dir).Client(), "server"))
+		clientDir := bastion.DataDir(*dir).Client()
+		b, err := os.ReadFile(filepath.Join(clientDir, "server"))
 		if err != nil {
 			return withCode(1, errors.New("no running 'bastion dev' found for this data dir (start it first)"))
+		}
+		// The endpoint answers only the operator: agents share this host.
+		opPath := filepath.Join(clientDir, "operator_token")
+		op, err := os.ReadFile(opPath)
+		if err != nil || strings.TrimSpace(string(op)) == "" {
+			return withCode(1, fmt.Errorf("dev token: cannot read the operator token %s (written by 'bastion dev'; run this as the user who started it): %v", opPath, orEmpty(err)))
 		}
 		body, _ := json.Marshal(map[string]any{"subject": subject, "groups": groups})
 		ctx, cancel := context.WithTimeout(c.Context(), 30*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSpace(string(b))+"/dev/token", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSpace(string(b))+"/dev/token", bytes.NewReader(body))
+		if err != nil {
+			return withCode(1, fmt.Errorf("dev token: bad server address in %s: %w", filepath.Join(clientDir, "server"), err))
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(op)))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return withCode(1, fmt.Errorf("dev token: %w (is 'bastion dev' running?)", err))
@@ -177,12 +191,20 @@ func newDevTokenCmd() *cobra.Command {
 			Error   string `json:"error"`
 		}
 		if err := json.Unmarshal(data, &r); err != nil || r.IDToken == "" {
-			return withCode(1, fmt.Errorf("dev token: %s %s", resp.Status, r.Error))
+			return withCode(1, fmt.Errorf("dev token: %s: %s", resp.Status, strings.TrimPrefix(r.Error, "dev token: ")))
 		}
 		fmt.Fprintln(c.OutOrStdout(), r.IDToken)
 		return nil
 	}
 	return cmd
+}
+
+// orEmpty is err's message, or "empty file" when reading succeeded.
+func orEmpty(err error) string {
+	if err == nil {
+		return "empty file"
+	}
+	return err.Error()
 }
 
 // parseDBTargets parses --db-target NAME=postgres://USER:PASSWORD@HOST:PORT/DB.
