@@ -7,14 +7,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bastion-dev/bastion/approvals"
 	"github.com/bastion-dev/bastion/bastion"
 	"github.com/bastion-dev/bastion/identity"
+	"github.com/bastion-dev/bastion/masking"
 	"github.com/spf13/cobra"
 )
 
@@ -101,10 +104,10 @@ func newApprovalsListCmd() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tCREATED\tREQUESTER\tRULE\tCOMMAND")
+			fmt.Fprintln(tw, "ID\tSTATUS\tCREATED\tREQUESTER\tRULE\tSHA256\tCOMMAND")
 			for _, r := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, listStatus(r, time.Now()), r.Created.Local().Format(time.DateTime),
-					r.Requester.String(), r.Rule, oneLine(r.Command, 60))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, listStatus(r, time.Now()), r.Created.Local().Format(time.DateTime),
+					masking.Display(r.Requester.String()), strings.Join(requestRules(r), ","), approvals.ShortSum(r.Sum()), oneLine(r.Command, 60))
 			}
 			return tw.Flush()
 		})
@@ -122,13 +125,56 @@ func listStatus(r approvals.Request, now time.Time) string {
 	return string(r.Status)
 }
 
-// oneLine shows a command on one table line: newlines escaped, long ones cut.
+// oneLine shows agent text on one line, rendered by masking.Display (every
+// control, escape sequence, bidi override and invisible rune written as an
+// escape, newlines as \n), cut to about n runes: what is cut is the text,
+// never an escape, and "…" says so.
 func oneLine(s string, n int) string {
-	s = strings.NewReplacer("\n", `\n`, "\t", " ").Replace(s)
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+	out := masking.Display(s)
+	if utf8.RuneCountInString(out) <= n {
+		return out
 	}
-	return s
+	// The longest prefix of s whose rendering fits.
+	lo, hi := 0, len(s)
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if utf8.RuneCountInString(masking.Display(runePrefix(s, mid))) <= n-1 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return masking.Display(runePrefix(s, lo)) + "…"
+}
+
+// runePrefix is s cut to at most n bytes without splitting a UTF-8
+// sequence.
+func runePrefix(s string, n int) string {
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:min(n, len(s))]
+}
+
+// ruleList is "rule a" or "rules a, b".
+func ruleList(r approvals.Request) string {
+	rules := requestRules(r)
+	if len(rules) == 1 {
+		return "rule " + rules[0]
+	}
+	return "rules " + strings.Join(rules, ", ")
+}
+
+// requestRules is every rule a request needs, each once: the first, then
+// those of its parts.
+func requestRules(r approvals.Request) []string {
+	rules := []string{masking.Display(r.Rule)}
+	for _, p := range r.Parts {
+		if d := masking.Display(p.Rule); !slices.Contains(rules, d) {
+			rules = append(rules, d)
+		}
+	}
+	return rules
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -162,11 +208,17 @@ func newApprovalsShowCmd() *cobra.Command {
 	return cmd
 }
 
+// printRequest shows a request to an approver. Every value that an agent
+// or a policy message may have filled in goes through masking.Display, so
+// no byte of it can move the cursor, conceal text, reorder the line or
+// write the clipboard: the approver reads what the bytes are. The command
+// is shown whole, a numbered line per line when it has several, with the
+// SHA-256 that the approval binds to and every part that needs it.
 func printRequest(w io.Writer, r *approvals.Request) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	line := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", k, masking.Display(v))
 		}
 	}
 	line("ID", r.ID)
@@ -192,27 +244,59 @@ func printRequest(w io.Writer, r *approvals.Request) {
 	if r.ForSession > 0 {
 		line("For session", fmt.Sprintf("rule %s granted to the session for %s", r.Rule, r.ForSession))
 	}
+	line("SHA256", r.Sum())
 	tw.Flush()
-	fmt.Fprintf(w, "Command:\n%s\n", indent(r.Command))
+	if len(r.Parts) > 0 {
+		fmt.Fprintln(w, "Needs approval:")
+		for _, p := range r.Parts {
+			fmt.Fprintf(w, "    [rule %s] %s", masking.Display(p.Rule), masking.Display(p.Text))
+			if p.Reason != "" {
+				fmt.Fprintf(w, ": %s", masking.Display(p.Reason))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintf(w, "Command (sha256 %s):\n", approvals.ShortSum(r.Sum()))
+	writeCommand(w, r.Command)
 }
 
-func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
+// writeCommand writes a command indented, rendered by masking.Display. A
+// command of several lines gets a numbered line per line: the numbers are
+// the marker that the text cannot forge, since no rendered line holds a
+// line break.
+func writeCommand(w io.Writer, cmd string) {
+	lines := masking.DisplayLines(cmd)
+	if len(lines) == 1 {
+		fmt.Fprintf(w, "    %s\n", lines[0])
+		return
+	}
+	for i, l := range lines {
+		fmt.Fprintf(w, "  %3d  %s\n", i+1, l)
+	}
+}
 
 func newApprovalsApproveCmd() *cobra.Command {
 	var (
-		comment, as string
-		forSession  time.Duration
+		comment, as, sum string
+		forSession       time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "approve ID",
+		Use:   "approve ID [--hash SHA256]",
 		Short: "Approve a pending request: its command runs once",
 		Long: `Approve a pending request. The approval binds the exact command in the
-requesting session, once. With --for-session D the request's rule is also
-granted to that session for D, so later commands under the same rule run
-without asking. You cannot approve a request you made (four eyes).`,
+requesting session, once: bastion runs it only if its bytes have the SHA-256
+that 'approvals show' prints. With --hash, the first 8 or more hex digits
+of that SHA-256 as you saw it, the approval is refused unless the request's
+command has it: what you approve is what you looked at. With --for-session D
+the request's rule is also granted to that session for D, so later commands
+under the same rule run without asking (a command that another rule also
+holds still asks). You cannot approve a request you made, nor one of an
+agent you sponsor (four eyes); names are compared ignoring case and
+invisible characters.`,
 		Args: cobra.ExactArgs(1),
 	}
 	dir := dataDirFlag(cmd)
+	cmd.Flags().StringVar(&sum, "hash", "", "the command's sha256 as 'approvals show' printed it (at least 8 hex digits): approve only that")
 	cmd.Flags().StringVar(&comment, "comment", "", "why, for the audit log and the agent")
 	cmd.Flags().DurationVar(&forSession, "for-session", 0, "also grant the rule to the session for this long (e.g. 10m)")
 	cmd.Flags().StringVar(&as, "as", "", "approver subject (default: $USER, or operator)")
@@ -225,13 +309,14 @@ without asking. You cannot approve a request you made (four eyes).`,
 			return withCode(64, fmt.Errorf("--for-session must not be negative"))
 		}
 		return withApprovals(*dir, func(svc *approvals.Service) error {
-			r, err := svc.Approve(c.Context(), id, approver(as), comment, forSession)
+			r, err := svc.ApproveSum(c.Context(), id, sum, approver(as), comment, forSession)
 			if err != nil {
 				return decisionError(err)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "approved %s: %s\n", r.ID, oneLine(r.Command, 200))
+			out := c.OutOrStdout()
+			fmt.Fprintf(out, "approved %s (sha256 %s, %s): %s\n", r.ID, approvals.ShortSum(r.Sum()), ruleList(*r), oneLine(r.Command, 200))
 			if r.ForSession > 0 {
-				fmt.Fprintf(c.OutOrStdout(), "rule %s granted to session %s for %s\n", r.Rule, r.SessionID, r.ForSession)
+				fmt.Fprintf(out, "rule %s granted to session %s for %s\n", masking.Display(r.Rule), masking.Display(r.SessionID), r.ForSession)
 			}
 			return nil
 		})
@@ -262,7 +347,7 @@ func newApprovalsDenyCmd() *cobra.Command {
 			if err != nil {
 				return decisionError(err)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "denied %s: %s\n", r.ID, oneLine(r.Command, 200))
+			fmt.Fprintf(c.OutOrStdout(), "denied %s (sha256 %s): %s\n", r.ID, approvals.ShortSum(r.Sum()), oneLine(r.Command, 200))
 			return nil
 		})
 	}
@@ -276,6 +361,8 @@ func newApprovalsDenyCmd() *cobra.Command {
 func newApprovalsRequestCmd() *cobra.Command {
 	var (
 		id, session, command, rule, reason, subject, kind string
+		sponsor, agentReason                              string
+		parts                                             []string
 		timeout                                           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -292,6 +379,9 @@ func newApprovalsRequestCmd() *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "policy reason")
 	cmd.Flags().StringVar(&subject, "subject", "", "requester subject (required)")
 	cmd.Flags().StringVar(&kind, "kind", "agent", "requester kind: agent or human")
+	cmd.Flags().StringVar(&sponsor, "sponsor", "", "the human who sponsors the requesting agent")
+	cmd.Flags().StringVar(&agentReason, "agent-reason", "", "the agent's stated reason (BASTION_REASON)")
+	cmd.Flags().StringArrayVar(&parts, "part", nil, "RULE=TEXT: a part of the command that needs approval (repeatable)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long it may wait (default 5m)")
 	for _, f := range []string{"session", "command", "subject"} {
 		cmd.MarkFlagRequired(f)
@@ -300,10 +390,18 @@ func newApprovalsRequestCmd() *cobra.Command {
 		if kind != string(identity.KindAgent) && kind != string(identity.KindHuman) {
 			return withCode(64, fmt.Errorf("--kind must be agent or human, not %q", kind))
 		}
+		req := approvals.Request{ID: id, SessionID: session, Command: command, Rule: rule, Reason: reason, AgentReason: agentReason,
+			Requester: identity.Provenance{Kind: identity.Kind(kind), Subject: subject, Sponsor: sponsor}}
+		for _, p := range parts {
+			r, text, ok := strings.Cut(p, "=")
+			if !ok || r == "" {
+				return withCode(64, fmt.Errorf("--part wants RULE=TEXT, not %q", p))
+			}
+			req.Parts = append(req.Parts, approvals.Part{Text: text, Rule: r})
+		}
 		return withApprovals(*dir, func(svc *approvals.Service) error {
 			svc.Timeout = timeout
-			r, err := svc.Create(c.Context(), approvals.Request{ID: id, SessionID: session, Command: command, Rule: rule, Reason: reason,
-				Requester: identity.Provenance{Kind: identity.Kind(kind), Subject: subject}})
+			r, err := svc.Create(c.Context(), req)
 			if err != nil {
 				return withCode(1, err)
 			}
@@ -342,10 +440,10 @@ func newApprovalsWaitCmd() *cobra.Command {
 			}
 			msg := fmt.Sprintf("%s %s", r.ID, r.Status)
 			if r.Decider != nil {
-				msg += " by " + r.Decider.Subject
+				msg += " by " + masking.Display(r.Decider.Subject)
 			}
 			if r.Comment != "" {
-				msg += ": " + r.Comment
+				msg += ": " + masking.Display(r.Comment)
 			}
 			fmt.Fprintln(c.OutOrStdout(), msg)
 			switch r.Status {
