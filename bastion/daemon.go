@@ -76,7 +76,7 @@ func Serve(ctx context.Context, env *Env, sshLn, httpLn net.Listener, o ServeOpt
 	api := &API{
 		Exchanger: &certs.Exchanger{Verifier: verifier, Roles: env.Config.Roles, CA: env.CAs.User, HostCA: hostCA,
 			Options: certs.Options{DefaultTTL: env.Config.Certs.DefaultTTL, MaxTTL: env.Config.Certs.MaxTTL}},
-		Store: env.Store, Audit: env.Audit, Dev: o.Dev, Logger: log, SSHAddr: sshLn.Addr().String(),
+		Store: env.Store, Audit: env.Audit, Dev: o.Dev, DevAuthToken: opToken, Logger: log, SSHAddr: sshLn.Addr().String(),
 		Extra: []func(*http.ServeMux){
 			(&ApprovalsAPI{Service: env.Approvals, Authenticate: ops.Authenticate, Logger: log}).Register,
 			(&web.Handler{Recordings: webRecordings{env.Dir.Recordings()}, Approvals: webApprovals{env.Approvals},

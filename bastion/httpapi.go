@@ -2,11 +2,15 @@ package bastion
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +34,8 @@ type DevTokens interface {
 // API is bastion's HTTP API. Routes:
 //
 //	POST /v1/certificate  exchange an OIDC ID token for an SSH certificate
-//	POST /dev/token       (dev mode only) mint a token from the dev issuer
+//	POST /dev/token       (dev mode only) mint a token from the dev issuer;
+//	                      needs DevAuthToken and a loopback Host (devToken)
 //	GET  /healthz         liveness
 //	/v1/approvals...      approvals API (see ApprovalsAPI)
 //	/ui/...               operator web UI (recordings, approvals)
@@ -40,6 +45,9 @@ type API struct {
 	Audit     audit.Sink
 	// Dev is the development issuer; nil outside dev mode.
 	Dev DevTokens
+	// DevAuthToken is the bearer token POST /dev/token requires (dev mode
+	// passes its operator token); empty refuses every dev token request.
+	DevAuthToken string
 	// SSHAddr is reported to clients so `bastion login` can write ssh_config.
 	SSHAddr string
 	// Extra register more routes (approvals API, web UI) on the same mux.
@@ -161,7 +169,34 @@ func (a *API) record(e audit.Event) error {
 	return err
 }
 
+// devToken mints a token for any subject, so it answers only the operator:
+// agents run on this host and reach the loopback port. It wants a Host
+// naming this listener by a loopback name or address (a page whose DNS name
+// was rebound to 127.0.0.1 sends its own name) and the operator's bearer
+// token. Refusals are audited as request.refused, mints as dev.token.
 func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
+	src := hostOfString(r.RemoteAddr)
+	refuse := func(status int, code, msg string) {
+		a.record(audit.Event{Type: audit.RequestRefused, Source: src, Detail: map[string]any{
+			"request": "POST /dev/token", "host": quoteBounded(r.Host, 128), "reason": msg, "code": code}})
+		writeJSON(w, status, apiError{Error: msg, Code: code})
+	}
+	if err := loopbackHost(r); err != nil {
+		refuse(http.StatusMisdirectedRequest, "misdirected", err.Error())
+		return
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bastion"`)
+		refuse(http.StatusUnauthorized, "unauthenticated", "dev token: missing operator token: send Authorization: Bearer <DATA_DIR/client/operator_token> (bastion dev token does)")
+		return
+	}
+	got, want := sha256.Sum256([]byte(tok)), sha256.Sum256([]byte(a.DevAuthToken))
+	if a.DevAuthToken == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bastion", error="invalid_token"`)
+		refuse(http.StatusUnauthorized, "unauthenticated", "dev token: wrong operator token: use the one in DATA_DIR/client/operator_token of the running bastion dev")
+		return
+	}
 	var req struct {
 		Subject string   `json:"subject"`
 		Groups  []string `json:"groups"`
@@ -170,12 +205,43 @@ func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{Error: `body must be {"subject": "...", "groups": [...]}`, Code: "bad_request"})
 		return
 	}
+	operator := &identity.Provenance{Kind: identity.KindHuman, Subject: "operator", Issuer: "bootstrap-token"}
+	if err := a.record(audit.Event{Type: "dev.token", Identity: operator, Source: src, Detail: map[string]any{
+		"subject": quoteBounded(req.Subject, 128), "groups": req.Groups}}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the dev token could not be audited; nothing was issued, retry later", Code: "unavailable"})
+		return
+	}
 	tok, err := a.Dev.Token(r.Context(), req.Subject, req.Groups)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error(), Code: "internal"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id_token": tok})
+}
+
+// loopbackHost checks that r's Host names the listener it came in on by
+// "localhost" or a loopback address, with that listener's port.
+func loopbackHost(r *http.Request) error {
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	if la == nil {
+		return errors.New("dev token: cannot tell which listener this request came in on")
+	}
+	want := fmt.Sprintf("use http://127.0.0.1:%d or http://localhost:%d", la.Port, la.Port)
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = strings.Trim(r.Host, "[]"), "80"
+		if r.TLS != nil {
+			port = "443"
+		}
+	}
+	ip := net.ParseIP(host)
+	if !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("dev token: Host %s is not a loopback name or address: %s", quoteBounded(r.Host, 64), want)
+	}
+	if port != strconv.Itoa(la.Port) {
+		return fmt.Errorf("dev token: Host %s names another port: %s", quoteBounded(r.Host, 64), want)
+	}
+	return nil
 }
 
 func hostOfString(addr string) string {
