@@ -130,7 +130,7 @@ func TestOpenReportsTampering(t *testing.T) {
 			ls := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 			ls = rechain(t, ls, 5, testKey, func(_ int, e *Event) { e.Source = "elsewhere" })
 			return []byte(strings.Join(ls, "\n") + "\n")
-		}, false, "the file's event 6 was not the one the store's head records: the log was rewritten", ErrRewritten},
+		}, false, "the file's event 6 was not the store's head: the log was rewritten", ErrRewritten},
 		{"torn after the head (a crash)", func(t *testing.T, b []byte, _ *memHeads) []byte {
 			return append(b, `{"time":"2026-03-01T12:0`...)
 		}, true, "", nil},
@@ -186,7 +186,7 @@ func TestOpenReportsTampering(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, tt.err) || !Tampering(err) || !strings.HasSuffix(err.Error(), "log.tampered: when bastion reopened the log, "+tt.tampered) {
+			if !errors.Is(err, tt.err) || !Tampering(err) || !strings.HasSuffix(err.Error(), "log.tampered: bastion found "+tt.tampered) {
 				t.Fatalf("Verify = %v, want %v: %s", err, tt.err, tt.tampered)
 			}
 		})
@@ -276,5 +276,54 @@ func TestHeadLoadedBeforeTheTail(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the writer did not finish")
 		}
+	}
+}
+
+// A file cut or rewritten under a running Log is caught at its next
+// write, before the head moves on: the Log's own last write is a head too.
+func TestLiveLogCutOrRewritten(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		edit   func(t *testing.T, b []byte) []byte
+		reason string
+		err    error
+	}{
+		{"last two events cut", func(t *testing.T, b []byte) []byte { return cutLines(b, 2) },
+			"the file ended at event 4, but bastion's last write was event 6: 2 event(s) were cut from its end", ErrTruncated},
+		{"rewritten unkeyed", func(t *testing.T, b []byte) []byte {
+			ls := rechain(t, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"), 0, nil, allowFirstDeny)
+			return []byte(strings.Join(ls, "\n") + "\n")
+		}, "the file's event 6 was not bastion's last write: the log was rewritten", ErrRewritten},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			heads := &memHeads{}
+			l, err := Open(path, Options{Clock: newClock().Now, Key: testKey, Heads: heads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range sample(6) {
+				if err := l.Record(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, _ := os.ReadFile(path)
+			os.WriteFile(path, tt.edit(t, b), 0o600)
+			if err := l.Record(Event{Type: ServerStop}); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := os.Open(path)
+			defer f.Close()
+			_, err = VerifyWith(f, VerifyOptions{Key: testKey, Head: heads.get()})
+			if !errors.Is(err, tt.err) || !strings.HasSuffix(err.Error(), "log.tampered: bastion found "+tt.reason) {
+				t.Fatalf("Verify = %v, want %v: %s", err, tt.err, tt.reason)
+			}
+		})
 	}
 }

@@ -153,7 +153,7 @@ func Open(path string, opt Options) (*Log, error) {
 	}
 	var cur Head
 	err = l.locked(func() error {
-		if err := l.resync(&head); err != nil {
+		if err := l.resync(&checkpoint{head, "the store's head"}); err != nil {
 			return err
 		}
 		if l.dirty { // a recovery or a log.tampered event: durable before anything else
@@ -321,7 +321,13 @@ func (l *Log) commit(batch []pending, sync bool) []error {
 		if l.syncErr != nil {
 			return l.syncErr
 		}
-		if err := l.resync(nil); err != nil {
+		// What this Log wrote last is a head too: a file that another
+		// process only ever appends to is never behind it.
+		var known *checkpoint
+		if l.chain.keyed() && l.seq > 0 {
+			known = &checkpoint{Head{Seq: l.seq, Hash: l.prev}, "bastion's last write"}
+		}
+		if err := l.resync(known); err != nil {
 			l.end = -1
 			return err
 		}
@@ -456,12 +462,18 @@ func (l *Log) append(line []byte) error {
 	return nil
 }
 
+// checkpoint is a head the file must reach: the store's, at Open, or what
+// the Log itself wrote last, later; by names it in a log.tampered event.
+type checkpoint struct {
+	head Head
+	by   string
+}
+
 // resync re-reads the tail when the file is not as we left it, and repairs
-// a torn tail. It runs under the file lock. At Open, head is the head kept
-// in the store, which the tail is checked against before any repair; nil
-// otherwise (the head is the store's word on where the file ended when
-// bastion last wrote it, not on what another process appends meanwhile).
-func (l *Log) resync(head *Head) error {
+// a torn tail. It runs under the file lock. The tail is checked against cp
+// (when not nil) before any repair: a file cut or rewritten under a
+// running bastion is caught at its next write, not only at the next Open.
+func (l *Log) resync(cp *checkpoint) error {
 	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("audit: stat %s: %w", l.path, err)
@@ -480,8 +492,8 @@ func (l *Log) resync(head *Head) error {
 	}
 	l.prev, l.seq, l.end = t.prev, seq, size
 	var tampered map[string]any
-	if head != nil {
-		tampered = l.checkHead(*head)
+	if cp != nil {
+		tampered = l.checkHead(*cp)
 	}
 	switch {
 	case t.unterminated:
@@ -525,23 +537,23 @@ func (l *Log) tailSeq(t tail, size int64) (uint64, error) {
 	return n, nil
 }
 
-// checkHead compares the tail just read with the head kept in the store,
-// and returns the detail of a log.tampered event when the file is behind
-// it or ends on another event; nil when all is well. A file ahead of the
-// head is not read back here: Verify checks that its event at the head is
-// the head's.
-func (l *Log) checkHead(head Head) map[string]any {
+// checkHead compares the tail just read with a head, and returns the
+// detail of a log.tampered event when the file is behind it or ends on
+// another event; nil when all is well. A file ahead of the head is not
+// read back here: Verify checks that its event at the head is the head's.
+func (l *Log) checkHead(cp checkpoint) map[string]any {
+	head := cp.head
 	if head.IsZero() || l.seq > head.Seq || l.seq == head.Seq && l.prev == head.Hash {
 		return nil
 	}
 	d := map[string]any{"head_seq": head.Seq, "head_hash": head.Hash, "file_seq": l.seq, "file_hash": l.prev}
 	if l.seq < head.Seq {
 		d["kind"] = "truncated"
-		d["reason"] = fmt.Sprintf("the file ended at event %d, but the store's head was event %d: %d event(s) were cut from its end",
-			l.seq, head.Seq, head.Seq-l.seq)
+		d["reason"] = fmt.Sprintf("the file ended at event %d, but %s was event %d: %d event(s) were cut from its end",
+			l.seq, cp.by, head.Seq, head.Seq-l.seq)
 	} else {
 		d["kind"] = "rewritten"
-		d["reason"] = fmt.Sprintf("the file's event %d was not the one the store's head records: the log was rewritten", head.Seq)
+		d["reason"] = fmt.Sprintf("the file's event %d was not %s: the log was rewritten", head.Seq, cp.by)
 	}
 	return d
 }

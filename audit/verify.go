@@ -212,13 +212,13 @@ func VerifyWith(r io.Reader, opt VerifyOptions) (Report, error) {
 }
 
 // tamperedEvent reports a log.tampered event, which the Log wrote when it
-// found the file behind its head or rewritten.
+// found the file behind a head or rewritten (at Open, or at a write).
 func tamperedEvent(line int, e Event) *VerifyError {
 	reason, _ := e.Detail["reason"].(string)
 	if reason == "" {
 		reason = "the file did not match the store's head"
 	}
-	ve := &VerifyError{Line: line, Reason: "log.tampered: when bastion reopened the log, " + reason}
+	ve := &VerifyError{Line: line, Reason: "log.tampered: bastion found " + reason}
 	switch e.Detail["kind"] {
 	case "truncated":
 		ve.Err = ErrTruncated
