@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"sort"
@@ -16,13 +17,14 @@ import (
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/bastion"
+	"github.com/bastion-dev/bastion/recordings"
 	"github.com/spf13/cobra"
 )
 
 func init() { register(newAuditCmd) }
 
 func newAuditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read, search and verify the hash-chained audit log"}
+	cmd := &cobra.Command{Use: "audit", Short: "Read, search and verify the keyed, hash-chained audit log"}
 	cmd.AddCommand(newAuditTailCmd(), newAuditVerifyCmd(), newAuditSearchCmd())
 	return cmd
 }
@@ -74,42 +76,106 @@ lines. --follow keeps printing events as they are appended (Ctrl-C stops).`,
 func newAuditVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every link of the audit log's hash chain",
+		Short: "Check the audit log's keyed hash chain and its head",
 		Long: `Check every line of the audit log: its hash matches its content and its prev
-is the hash of the event before. An edited, inserted, deleted or moved line
-is reported with its line number.
+is the hash of the event before. Each event's hash is an HMAC-SHA256 under the
+audit key, which is derived from the data directory's recording_key (agents
+cannot read it), so an event edited and re-hashed without the key is caught.
+The log's head, the number and hash of its last event, is kept in the store
+(bastion.db) as bastion writes: a log that ends before it was cut short, one
+whose event there is another was rewritten. An edited, inserted, deleted or
+moved line is reported with its line number. Events written before the chain
+was keyed verify as legacy: their order is checked, not who wrote them.
 
-Exit status: 0 the chain is intact; 1 the log is broken (the message names
-the line); 2 the last line is incomplete, which a crash in the middle of a
-write leaves and which bastion repairs the next time it opens the log.
-
-The chain has no secret key: keep the printed head hash (or the mirrored
-log) elsewhere to detect a log rewritten from scratch or cut short.`,
+Exit status: 0 the chain is intact; 1 tampering (an edit, a cut, a rewrite:
+the message names the line), or keyed events and no key to check them; 2 the
+last line is incomplete, which a crash in the middle of a write leaves and
+which bastion repairs the next time it opens the log.`,
 		Args: cobra.NoArgs,
 	}
 	dir := dataDirFlag(cmd)
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		path := bastion.DataDir(*dir).AuditLog()
-		f, err := os.Open(path)
+		return verifyAudit(c, bastion.DataDir(*dir))
+	}
+	return cmd
+}
+
+// verifyAudit checks the audit log of d with its key and its head.
+func verifyAudit(c *cobra.Command, d bastion.DataDir) error {
+	path := d.AuditLog()
+	var opt audit.VerifyOptions
+	key, err := recordings.LoadKey(d.RecordingKey())
+	switch {
+	case err == nil:
+		if opt.Key, err = audit.DeriveKey(key.Seed()); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	// The head is read before the file: it only ever names events already
+	// in the file, so a log written meanwhile is ahead of it, never behind.
+	st, err := openStoreIfAny(d)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		opt.Head, err = st.LoadHead(c.Context())
+		st.Close()
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		n, err := audit.Verify(f)
-		if errors.Is(err, audit.ErrTornTail) {
-			return withCode(2, fmt.Errorf("%s: %w (%d events intact before it)", path, err, n))
-		}
-		if err != nil {
-			return withCode(1, fmt.Errorf("%s: %w", path, err))
-		}
-		head := "(empty)"
-		if last, err := audit.Tail(path, 1); err == nil && len(last) == 1 {
-			head = last[0].Hash
-		}
-		fmt.Fprintf(c.OutOrStdout(), "ok: %d events, chain intact; head %s\n", n, head)
-		return nil
 	}
-	return cmd
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := audit.VerifyWith(f, opt)
+	switch {
+	case errors.Is(err, audit.ErrTornTail):
+		return withCode(2, fmt.Errorf("%s: %w (%d events intact before it)", path, err, rep.Events))
+	case errors.Is(err, audit.ErrKeyRequired):
+		return withCode(1, fmt.Errorf("%s: %w (the audit key is derived from %s, which is missing)", path, err, d.RecordingKey()))
+	case audit.Tampering(err):
+		return withCode(1, fmt.Errorf("tampering: %s: %w", path, err))
+	case err != nil:
+		return withCode(1, fmt.Errorf("%s: %w", path, err))
+	}
+	stderr := c.ErrOrStderr()
+	if rep.Legacy > 0 {
+		fmt.Fprintf(stderr, "bastion: %d event(s) were written before the audit chain was keyed: their order is checked, not who wrote them\n", rep.Legacy)
+	}
+	switch {
+	case st == nil:
+		fmt.Fprintf(stderr, "bastion: no store at %s: the log's head is not checked, so a log cut short would pass\n", d.DB())
+	case opt.Head.IsZero() && rep.Events > 0:
+		fmt.Fprintln(stderr, "bastion: the store has no head for this log: a log cut short would pass")
+	}
+	fmt.Fprintln(c.OutOrStdout(), auditVerified(rep, opt.Head))
+	return nil
+}
+
+// auditVerified is the line audit verify prints for an intact log.
+func auditVerified(rep audit.Report, head audit.Head) string {
+	kinds := fmt.Sprintf("%d keyed", rep.Keyed())
+	if rep.Legacy > 0 {
+		kinds += fmt.Sprintf(", %d legacy", rep.Legacy)
+	}
+	var h string
+	switch {
+	case rep.HeadMatched && rep.AfterHead == 0:
+		h = fmt.Sprintf("the store's head (event %d) matches", head.Seq)
+	case rep.HeadMatched:
+		h = fmt.Sprintf("the store's head (event %d) matches, %d event(s) written since", head.Seq, rep.AfterHead)
+	default:
+		h = "no head checked"
+	}
+	last := "(empty)"
+	if rep.Events > 0 {
+		last = rep.Last.Hash
+	}
+	return fmt.Sprintf("ok: %d events (%s), chain intact; %s; head %s", rep.Events, kinds, h, last)
 }
 
 func newAuditSearchCmd() *cobra.Command {
