@@ -31,11 +31,13 @@ func (a *analysis) selectStmt(s *pg_query.SelectStmt) bool {
 // dml judges a DELETE or UPDATE by its WHERE clause; from is its USING
 // (DELETE) or FROM (UPDATE) list.
 func (a *analysis) dml(root bool, kind, detail, unrestricted string, where *pg_query.Node, rel *pg_query.RangeVar, from []*pg_query.Node, with *pg_query.WithClause) {
-	switch {
-	case restricts(where, newTarget(rel, from, with)):
+	switch v := whereRestricts(where, newTarget(rel, from, with)); {
+	case v == restricting:
 		a.base(root, "sql-write", kind, detail, rvRaw(rel)...)
 	case where == nil:
 		a.flag(unrestricted, kind, detail+" has no WHERE clause", rvRaw(rel))
+	case v == tooComplex:
+		a.flag(unrestricted, kind, detail+" has a WHERE clause too complex to check", rvRaw(rel))
 	default:
 		a.flag(unrestricted, kind, detail+" has a WHERE clause that holds for every row", rvRaw(rel))
 	}

@@ -69,7 +69,10 @@ func (t target) cte(name string) (*pg_query.SelectStmt, bool) {
 
 func (t target) deeper() (target, bool) {
 	t.depth++
-	return t, t.rel != nil && t.depth <= maxWitnessDepth
+	if t.depth > maxWitnessDepth {
+		t.giveUp() // not proved is not restricting: an attacker could nest one deeper
+	}
+	return t, t.rel != nil && !t.exhausted()
 }
 
 // selfItem reports whether a FROM item reads the target's own table.
@@ -188,6 +191,7 @@ func (t target) selfQuery(s *pg_query.SelectStmt) (selfItem, bool) {
 // expression names, so that it still depends on the row.
 func (t target) rewrite(e *pg_query.Node, s selfItem, own bool) *pg_query.Node {
 	c := proto.Clone(e).(*pg_query.Node)
+	nodes := 0
 	as := func(cr *pg_query.ColumnRef, col string) {
 		name, ok := s.column(col)
 		if !ok {
@@ -197,6 +201,7 @@ func (t target) rewrite(e *pg_query.Node, s selfItem, own bool) *pg_query.Node {
 	}
 	var visit func(m protoreflect.Message, level int, shadowed bool) bool
 	visit = func(m protoreflect.Message, level int, shadowed bool) bool {
+		nodes++
 		switch v := m.Interface().(type) {
 		case *pg_query.ColumnRef:
 			f := v.Fields
@@ -227,6 +232,7 @@ func (t target) rewrite(e *pg_query.Node, s selfItem, own bool) *pg_query.Node {
 		return true
 	}
 	walk(c.ProtoReflect(), func(m protoreflect.Message) bool { return visit(m, 0, false) })
+	t.spend(2 * nodes) // the copy and the walk
 	return c
 }
 
@@ -395,7 +401,7 @@ func emptySelect(s *pg_query.SelectStmt, t target) bool {
 	if s.WhereClause == nil {
 		return false
 	}
-	v := eval(s.WhereClause, target{depth: t.depth}, false)
+	v := eval(s.WhereClause, target{depth: t.depth, st: t.st}, false)
 	return v == tFalse || v == tNull
 }
 

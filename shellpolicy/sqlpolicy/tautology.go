@@ -74,10 +74,28 @@ func mkBool(op pg_query.BoolExprType, args ...*pg_query.Node) *pg_query.Node {
 }
 
 // expandIn writes x IN (a, b) as x = a OR x = b, and x NOT IN (a, b) as
-// x <> a AND x <> b. An IN with a subquery is a SubLink, not this.
-func expandIn(x *pg_query.A_Expr) (*pg_query.Node, bool) {
+// x <> a AND x <> b. An IN with a subquery is a SubLink, not this. A list
+// of constants after a column (id IN (1, 2, ...), often thousands long)
+// restricts as it is and is not expanded.
+func expandIn(x *pg_query.A_Expr, t target) (*pg_query.Node, bool) {
 	items := x.Rexpr.GetList()
-	if items == nil || len(items.Items) == 0 || len(items.Items) > maxOrArms {
+	if items == nil || len(items.Items) == 0 {
+		return nil, false
+	}
+	if !isConst(x.Lexpr) {
+		plain := true
+		for _, it := range items.Items {
+			if !isConst(it) {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return nil, false
+		}
+	}
+	if len(items.Items) > maxOrArms || !t.spend(len(items.Items)) {
+		t.giveUp()
 		return nil, false
 	}
 	op, join := "=", pg_query.BoolExprType_OR_EXPR
@@ -269,7 +287,11 @@ func atom(e *pg_query.Node, neg bool) (base *pg_query.Node, pos bool) {
 // x NOT IN (1, 2)). NULLs are left aside, as for IS NOT NULL.
 func covers(args []*pg_query.Node, neg bool, t target) bool {
 	arms := flattenOr(args, neg, nil)
-	if len(arms) < 2 || len(arms) > maxOrArms {
+	if len(arms) > maxOrArms {
+		t.giveUp()
+		return false
+	}
+	if len(arms) < 2 {
 		return false
 	}
 	type seen struct {
@@ -312,13 +334,18 @@ func covers(args []*pg_query.Node, neg bool, t target) bool {
 			l = &line{expr: expr}
 			lines[h] = append(lines[h], l)
 		}
-		if l.ivs = append(l.ivs, ivs...); coversLine(l.ivs) {
-			return true
+		l.ivs = append(l.ivs, ivs...)
+	}
+	for _, ls := range lines {
+		for _, l := range ls {
+			if t.spend(len(l.ivs)) && coversLine(l.ivs) {
+				return true
+			}
 		}
 	}
 	// a OR b OR (NOT a AND NOT b): an arm that is a conjunction holds
 	// wherever the others do not, if the complement of each of its
-	// conjuncts is another arm (a conjunct true for every row needs none).
+	// conjuncts is another arm (a constant true conjunct needs none).
 	has := func(base *pg_query.Node, pos bool) bool {
 		for _, s := range atoms[exprHash(base, t)] {
 			if s.pos == pos && sameExprIn(s.base, base, t) {
@@ -330,7 +357,7 @@ func covers(args []*pg_query.Node, neg bool, t target) bool {
 	for _, a := range ands {
 		all := true
 		for _, c := range flattenAnd(a, nil) {
-			if eval(c.e, t, c.neg) == tTrue {
+			if k, ok := constValue(c.e); ok && negate(k.truth(), c.neg) == tTrue {
 				continue
 			}
 			if base, pos := atom(c.e, c.neg); !has(base, !pos) {
@@ -532,7 +559,13 @@ func sameExprIn(a, b *pg_query.Node, t target) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return sameMessageIn(a.ProtoReflect(), b.ProtoReflect(), t.name, false)
+	if !t.spend(1) {
+		return false
+	}
+	n := 0
+	same := sameMessageIn(a.ProtoReflect(), b.ProtoReflect(), t.name, false, &n)
+	t.spend(n)
+	return same
 }
 
 var (
@@ -557,10 +590,19 @@ func columnName(c *pg_query.ColumnRef, tname string, inSub bool) (q, col string,
 	return "", "", false
 }
 
-func sameMessageIn(a, b protoreflect.Message, tname string, inSub bool) bool {
+func sameMessageIn(a, b protoreflect.Message, tname string, inSub bool, n *int) bool {
+	*n++
 	d := a.Descriptor()
 	if d != b.Descriptor() || a.IsValid() != b.IsValid() {
 		return false
+	}
+	if d == nodeDescriptor {
+		// Straight to the member of the oneof that is set (see walk).
+		ca, cb := nodeChild(a.Interface().(*pg_query.Node)), nodeChild(b.Interface().(*pg_query.Node))
+		if ca == nil || cb == nil {
+			return ca == nil && cb == nil
+		}
+		return sameMessageIn(ca, cb, tname, inSub, n)
 	}
 	if d == columnRefDescriptor && a.IsValid() {
 		qa, ca, oka := columnName(a.Interface().(*pg_query.ColumnRef), tname, inSub)
@@ -593,12 +635,12 @@ func sameMessageIn(a, b protoreflect.Message, tname string, inSub bool) bool {
 				return false
 			}
 			for j := 0; j < la.Len(); j++ {
-				if !sameMessageIn(la.Get(j).Message(), lb.Get(j).Message(), tname, inSub) {
+				if !sameMessageIn(la.Get(j).Message(), lb.Get(j).Message(), tname, inSub, n) {
 					return false
 				}
 			}
 		case isMsg && !fd.IsMap():
-			if !sameMessageIn(va.Message(), vb.Message(), tname, inSub) {
+			if !sameMessageIn(va.Message(), vb.Message(), tname, inSub, n) {
 				return false
 			}
 		default:
@@ -610,49 +652,68 @@ func sameMessageIn(a, b protoreflect.Message, tname string, inSub bool) bool {
 	return true
 }
 
-// exprHash is a hash of e that sameExprIn-equal expressions share.
+// exprHash is a hash of e that sameExprIn-equal expressions share. The
+// hashes of the nodes below a subquery-free level are remembered for the
+// WHERE (arms of nested ORs are hashed again for each OR around them).
 func exprHash(e *pg_query.Node, t target) uint64 {
-	h := fnv.New64a()
-	var b []byte
-	var put func(m protoreflect.Message, inSub bool)
-	put = func(m protoreflect.Message, inSub bool) {
+	var hash func(m protoreflect.Message, inSub bool) uint64
+	hash = func(m protoreflect.Message, inSub bool) uint64 {
 		if !m.IsValid() {
-			return
+			return 0
+		}
+		if t.st != nil && !inSub {
+			if v, ok := t.st.hashes[m]; ok {
+				return v
+			}
 		}
 		d := m.Descriptor()
-		b = append(b[:0], d.FullName()...)
-		h.Write(b)
+		if d == nodeDescriptor {
+			c := nodeChild(m.Interface().(*pg_query.Node))
+			if c == nil {
+				return 0
+			}
+			return hash(c, inSub)
+		}
+		t.spend(1)
+		h := fnv.New64a()
+		var b []byte
+		h.Write(append(b, d.FullName()...))
 		if d == columnRefDescriptor {
 			if q, c, ok := columnName(m.Interface().(*pg_query.ColumnRef), t.name, inSub); ok {
 				h.Write([]byte(q))
 				h.Write([]byte{0})
 				h.Write([]byte(c))
-				return
+				return h.Sum64()
 			}
 		}
-		if d == selectStmtDescriptor {
-			inSub = true
-		}
+		sub := inSub || d == selectStmtDescriptor
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			if fd.Name() == "location" || fd.Name() == "stmt_location" {
 				return true
 			}
 			b = strconv.AppendInt(b[:0], int64(fd.Number()), 10)
-			h.Write(b)
 			isMsg := fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind
 			switch {
 			case fd.IsList() && isMsg:
 				for i := 0; i < v.List().Len(); i++ {
-					put(v.List().Get(i).Message(), inSub)
+					b = strconv.AppendUint(append(b, ' '), hash(v.List().Get(i).Message(), sub), 16)
 				}
 			case isMsg && !fd.IsMap():
-				put(v.Message(), inSub)
+				b = strconv.AppendUint(append(b, ' '), hash(v.Message(), sub), 16)
 			case fd.Kind() == protoreflect.StringKind && !fd.IsList():
-				h.Write([]byte(v.String()))
+				b = append(append(b, ' '), v.String()...)
 			}
+			h.Write(b)
 			return true
 		})
+		v := h.Sum64()
+		if t.st != nil && !inSub {
+			if t.st.hashes == nil {
+				t.st.hashes = map[protoreflect.Message]uint64{}
+			}
+			t.st.hashes[m] = v
+		}
+		return v
 	}
-	put(e.ProtoReflect(), false)
-	return h.Sum64()
+	return hash(e.ProtoReflect(), false)
 }

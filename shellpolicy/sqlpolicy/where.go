@@ -28,10 +28,40 @@ type target struct {
 	from  []*pg_query.Node   // DELETE's USING, UPDATE's FROM, MERGE's source
 	ctes  []*pg_query.Node   // the statement's WITH: CommonTableExpr nodes
 	depth int                // subqueries followed so far (see maxWitnessDepth)
+	st    *whereState        // shared by everything judged for one WHERE; nil: no bound
+}
+
+// whereState is the work done for one WHERE (or MERGE condition).
+type whereState struct {
+	work   int                             // nodes judged, compared, hashed or copied
+	hashes map[protoreflect.Message]uint64 // exprHash of the condition's own nodes
+}
+
+// maxWhereWork bounds the work for one WHERE. Following subqueries and
+// self-joins judges parts of it again, and comparing expressions reads
+// them whole; a WHERE that needs more than this is too complex to check,
+// and so does not count as restricting (nor does one whose subqueries nest
+// deeper than maxWitnessDepth).
+const maxWhereWork = 300000
+
+// spend records n units of work and reports whether the budget still holds.
+func (t target) spend(n int) bool {
+	if t.st == nil {
+		return true
+	}
+	t.st.work += n
+	return t.st.work <= maxWhereWork
+}
+
+// giveUp marks the WHERE too complex to check.
+func (t target) giveUp() {
+	if t.st != nil {
+		t.st.work = maxWhereWork + 1
+	}
 }
 
 func newTarget(rv *pg_query.RangeVar, from []*pg_query.Node, with *pg_query.WithClause) target {
-	t := target{rel: rv, from: from}
+	t := target{rel: rv, from: from, st: &whereState{}}
 	if with != nil {
 		t.ctes = with.Ctes
 	}
@@ -61,22 +91,52 @@ func newTarget(rv *pg_query.RangeVar, from []*pg_query.Node, with *pg_query.With
 // selects all rows or none, so it does not restrict either. Everything
 // else restricts, even where it holds for every row in fact (id > 0).
 func restricts(where *pg_query.Node, t target) bool {
-	if where == nil {
-		return false
-	}
-	switch eval(where, t, false) {
-	case tDep, tFalse, tNull:
-		return !t.selfJoinAll(where)
-	}
-	return false
+	return whereRestricts(where, t) == restricting
 }
 
-// maxOrArms bounds the arms of one OR that are compared for coverage.
-const maxOrArms = 4096
+// whereVerdict is what restricts found.
+type whereVerdict int
+
+const (
+	restricting whereVerdict = iota
+	everyRow                 // no WHERE, or one true for every row
+	tooComplex               // more than maxWhereWork to judge
+)
+
+func whereRestricts(where *pg_query.Node, t target) whereVerdict {
+	if where == nil {
+		return everyRow
+	}
+	v := eval(where, t, false)
+	if v == tDep || v == tFalse || v == tNull {
+		if !t.selfJoinAll(where) {
+			v = tDep
+		} else {
+			v = tTrue
+		}
+	}
+	switch {
+	case t.exhausted():
+		return tooComplex
+	case v == tDep || v == tFalse || v == tNull:
+		return restricting
+	}
+	return everyRow
+}
+
+// exhausted reports whether the work for this WHERE ran out.
+func (t target) exhausted() bool { return t.st != nil && t.st.work > maxWhereWork }
+
+// maxOrArms bounds the arms of one OR (or items of an IN list) that are
+// compared for coverage; more make the WHERE too complex to check.
+const maxOrArms = 100000
 
 // eval judges e, or NOT e when neg is set. Negation is pushed down to the
 // leaves, so that NOT (id IS NULL) is seen as the tautology it is.
 func eval(e *pg_query.Node, t target, neg bool) truth {
+	if !t.spend(1) {
+		return tIndep
+	}
 	switch v := e.GetNode().(type) {
 	case *pg_query.Node_BoolExpr:
 		b := v.BoolExpr
@@ -281,7 +341,7 @@ func aExpr(x *pg_query.A_Expr, t target, neg bool) truth {
 		}
 	case pg_query.A_Expr_Kind_AEXPR_IN:
 		// x IN (a, b) is x = a OR x = b; x NOT IN (a, b) is x <> a AND x <> b.
-		if e, ok := expandIn(x); ok {
+		if e, ok := expandIn(x, t); ok {
 			return eval(e, t, neg)
 		}
 	case pg_query.A_Expr_Kind_AEXPR_BETWEEN, pg_query.A_Expr_Kind_AEXPR_NOT_BETWEEN,

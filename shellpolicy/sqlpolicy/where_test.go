@@ -1,6 +1,7 @@
 package sqlpolicy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -220,5 +221,41 @@ func init() {
 			c.want, c.rule = approve, unrestrictedRule(tc.sql)
 		}
 		classifyCases = append(classifyCases, c)
+	}
+}
+
+// TestWhereTooComplex: a WHERE beyond what is checked (subqueries nested
+// past maxWitnessDepth, an OR of more than maxOrArms arms, more work than
+// maxWhereWork) does not count as restricting, so padding cannot hide a
+// tautology; a long list of constants stays an ordinary restricting WHERE.
+func TestWhereTooComplex(t *testing.T) {
+	t.Parallel()
+	nested := "SELECT id FROM t"
+	for range maxWitnessDepth + 2 {
+		nested = "SELECT id FROM t WHERE id IN (" + nested + ")"
+	}
+	arms := make([]string, maxOrArms+1)
+	for i := range arms {
+		arms[i] = "x = " + strconv.Itoa(i+1)
+	}
+	ids := make([]string, 50000)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	for _, tc := range []struct {
+		name, sql, rule, reason string
+	}{
+		{"subqueries nested too deep", "DELETE FROM t WHERE id IN (" + nested + ")", "sql-unrestricted-delete", "too complex to check"},
+		{"too many arms", "DELETE FROM t WHERE " + strings.Join(arms, " OR ") + " OR x <> 1", "sql-unrestricted-delete", "too complex to check"},
+		{"long IN list", "DELETE FROM t WHERE id IN (" + strings.Join(ids, ", ") + ")", "sql-write", "DELETE FROM t"},
+		{"long IN list with itself", "UPDATE t SET a = 1 WHERE id IN (" + strings.Join(ids, ", ") + ", id)", "sql-unrestricted-update", "holds for every row"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := Default().Classify(tc.sql)
+			if out.Rule != tc.rule || !strings.Contains(out.Reason, tc.reason) {
+				t.Fatalf("%s: %v %s (%s), want %s with %q", tc.name, out.Decision, out.Rule, out.Reason, tc.rule, tc.reason)
+			}
+		})
 	}
 }
