@@ -15,25 +15,31 @@
 // enough entropy, and not a placeholder (****, ${VAR}, <redacted>,
 // changeme) or a reference in code (self.password, os.Getenv(...)).
 //
-// Text is matched after removing ANSI CSI and short escape sequences, so a
-// token that grep --color split is still found; sequences inside a secret
-// are replaced with it, those around it are kept. OSC strings (titles,
-// hyperlinks) stay in the text and are scanned like it.
+// Text is matched as a terminal shows it (see ansi.go): escape sequences
+// (CSI, short ESC sequences, OSC/DCS/APC/PM/SOS strings), C0 controls other
+// than TAB, LF, VT, FF and CR, DEL and zero-width or format characters are
+// removed, so a token that grep --color split, or that invisible bytes
+// were put into, is still found, and the whole span, inserted bytes
+// included, is replaced. A string sequence's payload (a title) is masked
+// on its own. Password hashes (SCRAM verifiers, pg md5, crypt(3)) and
+// private key bodies without their header (told from certificates by
+// their DER structure) are rules of their own.
 //
 // A Writer masks a stream. It holds back only the end of the input that
-// may still grow into a secret (a token cut by a write, a key whose value
-// has not arrived, a Kubernetes data block whose kind comes later) and
-// emits everything else at once; what it holds is flushed after
-// Options.Idle without input, and at most 64 KiB is held. A private key
-// block is replaced by its marker as soon as its header is seen and the
-// rest is swallowed until its footer, or until Close if none comes (fail
-// closed).
+// may still grow into a secret and emits everything else at once. After
+// Options.Idle without input it flushes weak candidates (a value after a
+// key name), but a possible beginning of a strong secret (a token prefix,
+// a hash, a key body, an injected value) stays held until it resolves or
+// reaches its maximum length (see hold.go); at most 64 KiB is held. A
+// private key block is replaced by its marker as soon as its header is
+// seen and the rest is swallowed until its footer, or until Close if none
+// comes (fail closed).
 //
 // Not covered: a token broken across terminal lines by a hard line break
-// (fold, a PTY echoing a long line with CR LF), secrets inside OSC payloads
-// other than by the rules that apply to any text, a secret cut by an idle
-// pause longer than Options.Idle, and credential files without a key
-// name per value (.pgpass, .netrc).
+// (fold), a key body printed from its second line on, cursor movements
+// other than BS that rearrange text on the screen, encodings of a secret
+// (base64 of a token), and credential files without a key name per value
+// (.pgpass, .netrc).
 //
 // Secret-free text runs at memory-like speed: the scanner tests eight
 // byte pairs at a time against one table and looks closer only where a
