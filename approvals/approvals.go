@@ -48,6 +48,10 @@ const (
 	StepExpired   Step = "expired"
 	StepCancelled Step = "cancelled"
 	StepExecuted  Step = "executed"
+	// StepRefused: an approval was refused before anything changed (four
+	// eyes, not a human, another command's sha256); the request stays
+	// pending.
+	StepRefused Step = "refused"
 )
 
 // stepOf is the step that leads to a final status.

@@ -157,7 +157,8 @@ func TestFourEyesCanonical(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			svc := &approvals.Service{Store: openStore(t, dbPath(t))}
+			var evs events
+			svc := &approvals.Service{Store: openStore(t, dbPath(t)), Audit: &evs}
 			r := request("sess-1", "kubectl delete pod x")
 			r.Requester = requester
 			req, err := svc.Create(ctx, r)
@@ -176,6 +177,11 @@ func TestFourEyesCanonical(t *testing.T) {
 			}
 			if r, _ := svc.Get(ctx, req.ID); r.Status != approvals.Pending {
 				t.Errorf("a refused approval left the request %s", r.Status)
+			}
+			// The attempt is audited, with who tried and why it failed.
+			ev, ok := evs.find(req.ID, "refused")
+			if !ok || ev.Identity == nil || ev.Identity.Subject != tc.approver.Subject || ev.Detail["cause"] != err.Error() {
+				t.Errorf("refused event = %+v, %v", ev, ok)
 			}
 		})
 	}

@@ -251,16 +251,12 @@ func (s *Service) decide(ctx context.Context, id string, who identity.Provenance
 		return nil, fmt.Errorf("%s %s: %w", verb, id, err)
 	}
 	if t.To == Approved {
-		// Denying one's own request is harmless (withdrawing it);
-		// approving it is what four eyes forbid.
-		if who.Kind != identity.KindHuman {
-			return nil, fmt.Errorf("approve %s: %w, and %s is a %s", id, ErrNotHuman, masking.Display(who.Subject), masking.Display(string(who.Kind)))
-		}
-		if err := fourEyes(id, who, r.Requester); err != nil {
+		if err := mayApprove(id, who, r, sum); err != nil {
+			// A refused approval is audited: an attempt at self-approval
+			// is worth knowing about. The refusal stands even if the
+			// audit write fails.
+			s.record(r, StepRefused, &who, map[string]any{"cause": err.Error()})
 			return nil, err
-		}
-		if sum != "" && !strings.HasPrefix(r.Sum(), sum) {
-			return nil, fmt.Errorf("approve %s: %w (you gave %s, the command is sha256 %s)", id, ErrStaleHash, sum, ShortSum(r.Sum()))
 		}
 	}
 	t.At, t.Decider = s.now(), &who
@@ -281,6 +277,23 @@ func (s *Service) decide(ctx context.Context, id string, who identity.Provenance
 		return &fin, fmt.Errorf("%s %s: the decision is stored but could not be audited: %w", verb, id, err)
 	}
 	return &fin, nil
+}
+
+// mayApprove checks who may approve r, as an approver shown sum (a prefix
+// of r's Sum, or ""): a human (denying one's own request is harmless,
+// withdrawing it; approving it is what four eyes forbid), not the
+// requester nor its sponsor, and the command they looked at.
+func mayApprove(id string, who identity.Provenance, r Request, sum string) error {
+	if who.Kind != identity.KindHuman {
+		return fmt.Errorf("approve %s: %w, and %s is a %s", id, ErrNotHuman, masking.Display(who.Subject), masking.Display(string(who.Kind)))
+	}
+	if err := fourEyes(id, who, r.Requester); err != nil {
+		return err
+	}
+	if sum != "" && !strings.HasPrefix(r.Sum(), sum) {
+		return fmt.Errorf("approve %s: %w (you gave %s, the command is sha256 %s)", id, ErrStaleHash, sum, ShortSum(r.Sum()))
+	}
+	return nil
 }
 
 // finish moves a pending request to a final status on the system's behalf
