@@ -141,3 +141,31 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInvisible plants secrets, puts invisible bytes (controls, escape
+// strings, zero-width characters) inside them where the fuzzer says, and
+// cuts the stream where it says: no secret of 8 bytes or more comes out.
+func FuzzInvisible(f *testing.F) {
+	f.Add(uint64(1), []byte{3, 9, 200}, []byte{1, 5, 17})
+	f.Add(uint64(42), []byte{1}, []byte{0, 30, 2, 7})
+	f.Fuzz(func(t *testing.T, seed uint64, sizes, at []byte) {
+		in, _, secrets := planted(seed)
+		for k, a := range at {
+			for _, s := range secrets {
+				i := strings.Index(in, s)
+				if i < 0 || len(s) < 2 {
+					continue
+				}
+				p := i + 1 + int(a)%(len(s)-1)
+				in = in[:p] + invisibles[(k+int(a))%len(invisibles)].b + in[p:]
+				break
+			}
+		}
+		got := stream(Default(), cut(in, sizes))
+		for _, s := range secrets {
+			if len(s) >= 8 && strings.Contains(got, s) {
+				t.Fatalf("seed %d: secret %q in output %q", seed, s, got)
+			}
+		}
+	})
+}
