@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/bastion-dev/bastion/policy"
 )
@@ -75,11 +76,31 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 				Hint:   "Send Parse for the statement first; EXECUTE runs SQL-prepared statements."}
 			return s.refuseParse(stmtInfo{text: "<bind " + m.PreparedStatement + ">", res: res}, s.refusalFor(res))
 		}
+		if info.est != nil && !info.approved && info.res.Decision == policy.Allow {
+			ps := &params{values: m.Parameters, formats: m.ParameterFormatCodes, oids: info.oids}
+			if res, ok := s.estimate(info.est, ps, info.flags&flagPath != 0); ok {
+				held := info
+				held.res = res
+				ue, err := s.decide(&held)
+				if err != nil {
+					return err
+				}
+				if ue != nil {
+					return s.refuseParse(held, ue)
+				}
+				info = held // this portal only: the next Bind is estimated again
+			}
+		}
+		s.applyFlags(info.flags, info.text)
 		s.portals[m.DestinationPortal] = info
 		s.hasDescribed = false
 		return s.forward(m, &entry{kind: kBind})
 	case *pgproto3.Describe:
-		err := s.forward(m, &entry{kind: kDescribe})
+		info := s.portals[m.Name]
+		if m.ObjectType == 'S' {
+			info = s.stmts[m.Name]
+		}
+		err := s.forward(m, &entry{kind: kDescribe, info: info})
 		s.hasDescribed, s.describedPortal = m.ObjectType == 'P', m.Name
 		return err
 	case *pgproto3.Execute:
@@ -88,7 +109,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 		// all) get a Describe added, whose answer they do not see.
 		if !s.hasDescribed || s.describedPortal != m.Portal {
 			d := &pgproto3.Describe{ObjectType: 'P', Name: m.Portal}
-			if err := s.forward(d, &entry{kind: kDescribe, hidden: true}); err != nil {
+			if err := s.forward(d, &entry{kind: kDescribe, hidden: true, info: s.portals[m.Portal]}); err != nil {
 				return err
 			}
 		}
@@ -165,6 +186,13 @@ func (s *session) query(sql string) error {
 		return err
 	}
 	info := stmtInfo{text: sql, res: s.classifier.Verdict(sql)}
+	s.inspect(&info)
+	if info.est != nil {
+		if res, ok := s.estimate(info.est, nil, info.flags&flagPath != 0); ok {
+			info.res = res
+		}
+		info.est = nil
+	}
 	ue, err := s.decide(&info)
 	if err != nil {
 		return err
@@ -172,6 +200,7 @@ func (s *session) query(sql string) error {
 	if ue != nil {
 		return s.refuseQuery(info, ue)
 	}
+	s.applyFlags(info.flags, sql)
 	s.qmsg.String = sql // forward encodes it; nothing keeps it
 	if err := s.forward(&s.qmsg, &entry{kind: kQuery, report: true, info: info, start: time.Now()}); err != nil {
 		return err
@@ -191,13 +220,20 @@ func (s *session) refuseQuery(info stmtInfo, ue *userError) error {
 // parse classifies an extended-protocol statement where it enters the
 // server.
 func (s *session) parse(m *pgproto3.Parse) error {
-	info := stmtInfo{text: m.Query, res: s.classifier.Verdict(m.Query)}
+	info := stmtInfo{text: m.Query, res: s.classifier.Verdict(m.Query), oids: m.ParameterOIDs}
+	s.inspect(&info)
 	ue, err := s.decide(&info)
 	if err != nil {
 		return err
 	}
 	if ue != nil {
 		return s.refuseParse(info, ue)
+	}
+	if info.approved {
+		info.est = nil // the approval covers the prepared statement
+	}
+	if len(info.oids) > 0 {
+		info.oids = append([]uint32(nil), info.oids...) // the message is reused
 	}
 	s.stmts[m.Name] = info
 	return s.forward(m, &entry{kind: kParse})
@@ -367,4 +403,45 @@ func (s *session) writeUp() error {
 		return fatal(codeConnectionFailure, "bastion: lost the connection to the database", err)
 	}
 	return nil
+}
+
+// inspect reads what a statement's text tells beyond its verdict: the
+// flags its parse tree confirms (see treeFlags) and, for an allowed text
+// that may update or delete, what a planner estimate explains. Texts
+// without a flag word are not parsed.
+func (s *session) inspect(info *stmtInfo) {
+	f := scanText(info.text)
+	estimate := f&flagModify != 0 && info.res.Decision == policy.Allow && s.p.estimating()
+	if f&(flagPath|flagTemp|flagSchema) == 0 && !estimate {
+		info.flags = f
+		return
+	}
+	tree, err := pg_query.Parse(info.text)
+	if err != nil {
+		info.flags = f // the classifier did not allow it
+		return
+	}
+	info.flags = treeFlags(tree, f)
+	if estimate {
+		if info.est, err = planEstimate(info.text, tree); err != nil {
+			s.log.Info("pgproxy: no planner estimate; the static verdict stands", "err", err)
+		}
+	}
+}
+
+// applyFlags records what a statement going upstream may change.
+func (s *session) applyFlags(f textFlags, sql string) {
+	if f&flagPath != 0 {
+		s.pathChanged.Store(true)
+	}
+	if f&flagTemp != 0 {
+		s.tempSeen.Store(true)
+	}
+	if f&flagSchema != 0 {
+		s.schemaDirty.Store(true)
+		s.cat.invalidate()
+	}
+	if f&flagNamed != 0 {
+		s.noteNamed(sql)
+	}
 }

@@ -9,16 +9,19 @@ import (
 
 // column is how one result column is masked.
 type column struct {
-	rule bool   // a column rule matches: replace whole values
+	rule bool   // a column rule matches the column or its origin: replace whole values
 	repl []byte // "[MASKED:<name>]"
 	text bool   // values are text the masker can read
+	walk bool   // binary values of a container type: see maskBinary
+	oid  uint32 // the column's type
 }
 
 // Type OIDs whose binary format is the text itself (or, for jsonb, a
 // version byte and the text); their binary values still go through the
-// masker. Other binary values (integers, timestamps, arrays) would only be
-// corrupted by text substitution, so binary columns of other types get the
-// column rules only.
+// masker. Arrays, records and the user's types are walked for textual
+// elements (see maskBinary). Other binary values (integers, timestamps)
+// would only be corrupted by text substitution: they get the column rules
+// only.
 var textualOIDs = map[uint32]bool{
 	17:   true, // bytea: raw bytes, often text
 	18:   true, // "char"
@@ -32,20 +35,12 @@ var textualOIDs = map[uint32]bool{
 	3802: true, // jsonb
 }
 
-// setColumns records the row description for the DataRows that follow and
-// masks the column names the client sees (a name can be a secret the
-// server produced, e.g. from crosstab).
-func (s *session) setColumns(m *pgproto3.RowDescription) {
-	s.cols = s.cols[:0]
+// maskNames masks the column names the client sees (a name can be a
+// secret the server produced, e.g. from crosstab). How the values are
+// masked was decided by describeColumns.
+func (s *session) maskNames(m *pgproto3.RowDescription) {
 	for i := range m.Fields {
-		f := &m.Fields[i]
-		c := column{text: f.Format == pgproto3.TextFormat || textualOIDs[f.DataTypeOID]}
-		if s.columnRule(f.Name) {
-			c.rule = true
-			c.repl = []byte("[MASKED:" + string(f.Name) + "]")
-		}
-		s.cols = append(s.cols, c)
-		f.Name = s.masker.Bytes(f.Name)
+		m.Fields[i].Name = s.masker.Bytes(m.Fields[i].Name)
 	}
 }
 
@@ -63,6 +58,9 @@ func (s *session) maskRow(m *pgproto3.DataRow) {
 				continue
 			}
 			if !c.text {
+				if c.walk {
+					m.Values[i] = maskBinary(s.masker, c.oid, v)
+				}
 				continue
 			}
 		}

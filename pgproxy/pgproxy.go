@@ -117,7 +117,9 @@ type StatementEvent struct {
 }
 
 // DefaultColumnRules are used when Proxy.ColumnRules is nil.
-var DefaultColumnRules = []string{"*password*", "*secret*", "*ssn*", "*token*"}
+// "*passwd*" covers pg_shadow.passwd, the password hash column of the
+// system views that have one.
+var DefaultColumnRules = []string{"*password*", "*passwd*", "*secret*", "*ssn*", "*token*"}
 
 // Proxy serves client connections for one Target. Set its fields before the
 // first Serve and do not change them after; a Proxy must not be copied after
@@ -135,7 +137,12 @@ type Proxy struct {
 	// with "[MASKED:<column>]". nil means DefaultColumnRules; an empty
 	// non-nil slice disables column rules.
 	ColumnRules []string
-	Hooks       Hooks
+	// MaxRows is the planner estimate above which an allowed UPDATE or
+	// DELETE needs approval (so does more than half of its table's rows;
+	// see estimate.go). Zero means DefaultMaxRows; negative turns planner
+	// estimates off.
+	MaxRows int
+	Hooks   Hooks
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// DialTimeout bounds connecting and logging in upstream. Zero means 15s.

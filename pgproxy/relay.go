@@ -36,6 +36,10 @@ func (s *session) relay() {
 			}
 			return
 		}
+		if rd, ok := msg.(*pgproto3.RowDescription); ok {
+			// Outside mu: this may wait for the catalog.
+			s.cols = s.describeColumns(rd, s.describedStatement(), s.cols[:0])
+		}
 		s.mu.Lock()
 		s.relayMessage(msg)
 		s.drain()
@@ -71,7 +75,7 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 	case *pgproto3.CloseComplete:
 		s.answered(kClose)
 	case *pgproto3.RowDescription:
-		s.setColumns(m)
+		s.maskNames(m)
 		if s.describeAnswered() {
 			return
 		}
@@ -86,6 +90,8 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 			e.rows += pgconn.NewCommandTag(e.tag).RowsAffected()
 			if e.kind == kExecute {
 				s.done()
+			} else {
+				e.stmtIdx++
 			}
 		}
 	case *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
@@ -107,6 +113,12 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 		s.ready()
 		s.txStatus = m.TxStatus
 		s.batchErr = false
+		if m.TxStatus == 'I' && s.schemaDirty.Load() {
+			// What the transaction changed is committed (or gone): the
+			// side connections see what the client sees again.
+			s.schemaDirty.Store(false)
+			s.cat.invalidate()
+		}
 	case *pgproto3.NoticeResponse:
 		s.maskNotice((*pgproto3.ErrorResponse)(m))
 	case *pgproto3.NotificationResponse:
@@ -121,6 +133,24 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 		return
 	}
 	s.send(msg)
+}
+
+// describedStatement names the statement whose RowDescription comes
+// next: the Query at the FIFO's front (the statements it finished so far
+// tell which of its statements), or the Describe's statement or portal.
+func (s *session) describedStatement() stmtRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.head()
+	switch {
+	case e == nil:
+		return stmtRef{}
+	case e.kind == kQuery:
+		return stmtRef{text: e.info.text, index: e.stmtIdx, ok: true}
+	case e.kind == kDescribe:
+		return stmtRef{text: e.info.text, ok: e.info.text != ""}
+	}
+	return stmtRef{}
 }
 
 func (s *session) head() *entry {

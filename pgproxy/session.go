@@ -87,6 +87,18 @@ type session struct {
 	idle     chan struct{} // closed when the FIFO empties; guarded by mu
 	room     chan struct{} // closed when a full FIFO has room; guarded by mu
 
+	// Column origins and planner estimates (see catalog, origin.go,
+	// estimate.go). cat is shared with the target's other sessions.
+	cat        *catalog
+	oc         originCaches // relay loop only
+	namedTexts []string     // texts that may DECLARE or PREPARE, newest last; guarded by mu
+	// Set by the client loop as statements go upstream, read by both:
+	// pathChanged, the session may have changed search_path; tempSeen, it
+	// may have temporary relations; schemaDirty, its open transaction may
+	// have changed the schema (cleared, and the catalog invalidated, at
+	// the next ReadyForQuery outside a transaction).
+	pathChanged, tempSeen, schemaDirty atomic.Bool
+
 	// Relay loop state.
 	cols         []column        // the current row description
 	ruleSeen     map[string]bool // column name: a column rule matches it
@@ -100,6 +112,9 @@ type stmtInfo struct {
 	text     string
 	res      policy.Result
 	approved bool
+	flags    textFlags
+	est      *estPlan // what a planner estimate explains at Bind; nil: none
+	oids     []uint32 // Parse's parameter types, for the estimate
 }
 
 // entryKind says what answers an entry in the FIFO.
@@ -128,7 +143,12 @@ type entry struct {
 	refusal       *pgproto3.ErrorResponse
 	dropIfErrored bool
 
-	// For events (kQuery, kExecute, and refusals of statements).
+	// stmtIdx counts the statements of a Query the server finished, so a
+	// RowDescription is matched with its statement.
+	stmtIdx int
+
+	// For events (kQuery, kExecute, and refusals of statements), and
+	// for kDescribe, the statement described.
 	report bool
 	info   stmtInfo
 	start  time.Time
@@ -138,7 +158,7 @@ type entry struct {
 	errMsg string
 }
 
-func newSession(p *Proxy, ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, hc *pgconn.HijackedConn) *session {
+func newSession(p *Proxy, ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, hc *pgconn.HijackedConn, searchPath string) *session {
 	m := p.Masker
 	if m == nil {
 		m = masking.Default()
@@ -158,6 +178,7 @@ func newSession(p *Proxy, ctx context.Context, client net.Conn, be *pgproto3.Bac
 		client: client, be: be, rd: rd, up: hc.Conn, fe: hc.Frontend,
 		upPID: hc.PID, upSecret: hc.SecretKey,
 		stmts: map[string]stmtInfo{}, portals: map[string]stmtInfo{},
+		cat: p.catalog(searchPath),
 	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
 	return s
@@ -168,6 +189,7 @@ var errClientDone = errors.New("client closed the connection")
 
 // run finishes the greeting and proxies until the session ends.
 func (s *session) run() error {
+	defer s.cat.release()
 	s.mu.Lock()
 	s.send(&pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret})
 	s.send(&pgproto3.ReadyForQuery{TxStatus: s.txStatus})

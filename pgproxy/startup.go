@@ -78,37 +78,15 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backe
 		return nil, fatal(codeFeatureNotSupported, "bastion: replication connections are not allowed", nil)
 	}
 
-	host, portStr, err := net.SplitHostPort(t.Addr)
-	if err != nil {
-		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q address: %w", t.Name, err))
-	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q port: %w", t.Name, err))
-	}
-	// ParseConfig merges PG* environment variables and service files; every
-	// field that could carry them is overwritten below, so only the target
-	// decides where and how we log in.
-	cfg, err := pgconn.ParseConfig("sslmode=disable")
-	if err != nil {
-		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", err)
-	}
-	cfg.Host, cfg.Port = host, uint16(port)
-	cfg.Database, cfg.User, cfg.Password = db, t.User, t.Password
-	cfg.TLSConfig = t.TLS
-	cfg.Fallbacks = nil
-	cfg.SSLNegotiation, cfg.SSLCertMode, cfg.RequireAuth = "", "", ""
-	cfg.ChannelBinding = "prefer"
-	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
-	cfg.ValidateConnect, cfg.AfterConnect, cfg.AfterNetConnect = nil, nil, nil
-	cfg.OnNotice, cfg.OnNotification, cfg.OAuthTokenProvider = nil, nil, nil
-	cfg.ConnectTimeout = p.dialTimeout()
-	cfg.DialFunc = p.dialer()
-	cfg.RuntimeParams = map[string]string{}
+	params := map[string]string{}
 	for k, v := range sm.Parameters {
 		if passParams[strings.ToLower(k)] {
-			cfg.RuntimeParams[k] = v
+			params[k] = v
 		}
+	}
+	cfg, err := p.upstreamConfig(params)
+	if err != nil {
+		return nil, err
 	}
 
 	cctx, cancel := context.WithTimeout(ctx, p.dialTimeout())
@@ -133,7 +111,7 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backe
 	}
 	hc.Conn.SetDeadline(time.Time{})
 
-	s := newSession(p, ctx, client, be, rd, hc)
+	s := newSession(p, ctx, client, be, rd, hc, startupSearchPath(params))
 	s.greet(sm, hc.ParameterStatuses, hc.TxStatus)
 	return s, nil
 }
@@ -167,4 +145,54 @@ func (s *session) greet(sm *pgproto3.StartupMessage, params map[string]string, t
 		tx = 'I'
 	}
 	s.txStatus = tx
+}
+
+// upstreamConfig is how the proxy logs in as the target, with these
+// startup parameters: for the client's connection and for side
+// connections (see catalog).
+func (p *Proxy) upstreamConfig(params map[string]string) (*pgconn.Config, error) {
+	t := p.Target
+	db := t.Database
+	if db == "" {
+		db = t.User
+	}
+	host, portStr, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q address: %w", t.Name, err))
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", fmt.Errorf("target %q port: %w", t.Name, err))
+	}
+	// ParseConfig merges PG* environment variables and service files; every
+	// field that could carry them is overwritten below, so only the target
+	// decides where and how we log in.
+	cfg, err := pgconn.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, fatal(codeConnectionFailure, "bastion: the database target is misconfigured", err)
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.Database, cfg.User, cfg.Password = db, t.User, t.Password
+	cfg.TLSConfig = t.TLS
+	cfg.Fallbacks = nil
+	cfg.SSLNegotiation, cfg.SSLCertMode, cfg.RequireAuth = "", "", ""
+	cfg.ChannelBinding = "prefer"
+	cfg.MinProtocolVersion, cfg.MaxProtocolVersion = "3.0", "3.0"
+	cfg.ValidateConnect, cfg.AfterConnect, cfg.AfterNetConnect = nil, nil, nil
+	cfg.OnNotice, cfg.OnNotification, cfg.OAuthTokenProvider = nil, nil, nil
+	cfg.ConnectTimeout = p.dialTimeout()
+	cfg.DialFunc = p.dialer()
+	cfg.RuntimeParams = params
+	return cfg, nil
+}
+
+// startupSearchPath is the search_path the client set at startup, which
+// side connections must resolve names through too.
+func startupSearchPath(params map[string]string) string {
+	for k, v := range params {
+		if strings.EqualFold(k, "search_path") {
+			return v
+		}
+	}
+	return ""
 }

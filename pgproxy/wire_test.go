@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -230,7 +231,8 @@ func TestColumnRulesAndMasking(t *testing.T) {
 	}
 
 	// Column rules, against a session's row handling directly.
-	s := &session{masker: masking.Default(), rules: lowerAll(DefaultColumnRules)}
+	s := &session{masker: masking.Default(), rules: lowerAll(DefaultColumnRules), ctx: context.Background(), log: slog.New(slog.DiscardHandler)}
+	ref := stmtRef{text: `SELECT 7 AS id, 'hunter2' AS "User_Password", 9 AS api_token, 'tok' AS note, '{}'::text[] AS blob`, ok: true}
 	rd := &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
 		{Name: []byte("id"), DataTypeOID: 23, Format: 1},
 		{Name: []byte("User_Password"), DataTypeOID: 25},
@@ -240,7 +242,8 @@ func TestColumnRulesAndMasking(t *testing.T) {
 	}}
 	// The second time, the session answers from the matches it remembers.
 	for round := range 2 {
-		s.setColumns(rd)
+		s.cols = s.describeColumns(rd, ref, s.cols[:0])
+		s.maskNames(rd)
 		intVal := []byte{0, 0, 0, 7}
 		binText := []byte("tok " + token)
 		binArr := []byte("\x00\x00\x00\x01" + token)
