@@ -23,16 +23,35 @@
 //
 // Results are masked before the client sees them: DataRow values in text
 // format, and binary values of textual types (text, varchar, json, jsonb,
-// bytea, ...), pass through the masker; other binary values (integers,
-// timestamps, arrays) would only be corrupted by text substitution, so they
-// get the column rules only. A column whose name matches a column rule has
-// every non-NULL value replaced with "[MASKED:<column>]". COPY TO STDOUT
-// data, errors, notices and notification payloads pass through the masker.
+// bytea, ...), pass through the masker, which knows password hashes
+// (SCRAM verifiers, md5) among its secrets; binary arrays, records and the
+// user's types are walked for their textual elements; other binary values
+// (integers, timestamps) would only be corrupted by text substitution, so
+// they get the column rules only. A column a column rule matches has every
+// non-NULL value replaced with "[MASKED:<column>]". The rules follow where
+// a column's values come from, not the name the client sees: the origin
+// RowDescription gives (a table's or view's column, resolved on a side
+// connection, see catalog), and for an expression the statement's parse
+// tree (upper(password), a whole row of a table with a masked column, a
+// subquery or CTE over one, a function defined outside the system
+// schemas). COPY TO STDOUT rows are masked by the same judgement, field by
+// field. Errors, notices and notification payloads pass through the
+// masker.
+//
+// An UPDATE or DELETE with a WHERE that the classifier allows is explained
+// on a side connection (never ANALYZE) where the target can be asked; an
+// estimate above MaxRows rows, or above half its table, makes it approve
+// (rule sql-estimate; see estimate.go).
 //
 // Limitations:
-//   - Column rules see the column name the client sees: an alias or an
-//     expression renames a column. They back up the masker, which looks at
-//     the values; COPY TO STDOUT rows get the masker only.
+//   - Masking judges what a statement reads, not where data went before:
+//     a masked column copied into another table under another name (CREATE
+//     TABLE AS, INSERT ... SELECT) is that table's column. A function's or
+//     procedure's body is not read: the results of functions defined
+//     outside the system schemas are masked whole. Side connections see
+//     committed state: a relation created in the client's open transaction,
+//     and every view while that transaction changes the schema, is masked
+//     whole.
 //   - If the client sent part of a batch with Flush before a refused Parse,
 //     that part has already run; the client's Sync then commits it when no
 //     transaction block is open (the server would roll it back).

@@ -36,9 +36,12 @@ func (s *session) relay() {
 			}
 			return
 		}
-		if rd, ok := msg.(*pgproto3.RowDescription); ok {
-			// Outside mu: this may wait for the catalog.
-			s.cols = s.describeColumns(rd, s.describedStatement(), s.cols[:0])
+		// Outside mu: these may wait for the catalog.
+		switch m := msg.(type) {
+		case *pgproto3.RowDescription:
+			s.cols = s.describeColumns(m, s.describedStatement(), s.cols[:0])
+		case *pgproto3.CopyOutResponse:
+			s.copyOut = s.describeCopy(m, s.describedStatement())
 		}
 		s.mu.Lock()
 		s.relayMessage(msg)
@@ -65,9 +68,14 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 	case *pgproto3.DataRow:
 		s.maskRow(m)
 	case *pgproto3.CopyData:
-		// COPY TO STDOUT sends one row per message. Column rules cannot
-		// apply (no column names); the masker does.
+		// COPY TO STDOUT sends one row per message: masked fields first
+		// (see copy.go), then the masker.
+		if s.copyOut != nil {
+			m.Data = s.copyOut.maskCopyRow(m.Data)
+		}
 		m.Data = s.masker.Bytes(m.Data)
+	case *pgproto3.CopyDone:
+		s.copyOut = nil
 	case *pgproto3.ParseComplete:
 		s.answered(kParse)
 	case *pgproto3.BindComplete:
@@ -103,6 +111,7 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 			e.copyIn = true
 		}
 	case *pgproto3.ErrorResponse:
+		s.copyOut = nil
 		s.maskNotice(m)
 		s.failed(m)
 		if m.SeverityUnlocalized == "FATAL" || m.SeverityUnlocalized == "PANIC" ||
@@ -124,7 +133,7 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 	case *pgproto3.NotificationResponse:
 		m.Payload = s.masker.String(m.Payload)
 	case *pgproto3.ParameterDescription, *pgproto3.ParameterStatus, *pgproto3.CopyOutResponse,
-		*pgproto3.CopyDone, *pgproto3.FunctionCallResponse:
+		*pgproto3.FunctionCallResponse:
 	default:
 		// BackendKeyData, authentication and protocol negotiation belong
 		// to the upstream login, never to the client; CopyBothResponse
@@ -135,9 +144,10 @@ func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 	s.send(msg)
 }
 
-// describedStatement names the statement whose RowDescription comes
-// next: the Query at the FIFO's front (the statements it finished so far
-// tell which of its statements), or the Describe's statement or portal.
+// describedStatement names the statement whose RowDescription (or
+// CopyOutResponse) comes next: the Query at the FIFO's front (the
+// statements it finished so far tell which of its statements), or the
+// Describe's statement or portal, or the Execute's.
 func (s *session) describedStatement() stmtRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,7 +157,7 @@ func (s *session) describedStatement() stmtRef {
 		return stmtRef{}
 	case e.kind == kQuery:
 		return stmtRef{text: e.info.text, index: e.stmtIdx, ok: true}
-	case e.kind == kDescribe:
+	case e.kind == kDescribe, e.kind == kExecute:
 		return stmtRef{text: e.info.text, ok: e.info.text != ""}
 	}
 	return stmtRef{}

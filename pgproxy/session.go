@@ -101,6 +101,7 @@ type session struct {
 
 	// Relay loop state.
 	cols         []column        // the current row description
+	copyOut      *copyPlan       // the COPY TO STDOUT in progress, if it masks fields
 	ruleSeen     map[string]bool // column name: a column rule matches it
 	fatalRelayed bool            // the server sent a FATAL error
 
