@@ -45,6 +45,8 @@ type originCaches struct {
 	rules   map[string]bool    // "rel\x00col": a rule matches
 	funcs   map[string]bool    // user function names
 	funcErr bool               // the function list could not be fetched
+	repls   map[string][]byte  // column name: its replacement
+	taint   []bool             // statementTaint's result, reused
 }
 
 const (
@@ -100,10 +102,23 @@ func (s *session) describeColumns(m *pgproto3.RowDescription, ref stmtRef, cols 
 	}
 	for i := range cols {
 		if cols[i].rule {
-			cols[i].repl = []byte("[MASKED:" + string(m.Fields[i].Name) + "]")
+			cols[i].repl = s.replacement(m.Fields[i].Name)
 		}
 	}
 	return cols
+}
+
+// replacement is "[MASKED:<name>]", remembered per session.
+func (s *session) replacement(name []byte) []byte {
+	if r, ok := s.oc.repls[string(name)]; ok {
+		return r
+	}
+	r := []byte("[MASKED:" + string(name) + "]")
+	if s.oc.repls == nil || len(s.oc.repls) >= maxOriginEntries {
+		s.oc.repls = map[string][]byte{}
+	}
+	s.oc.repls[string(name)] = r
+	return r
 }
 
 // originMasked reports whether a column with this origin is masked; ok
@@ -206,7 +221,11 @@ func (s *session) queryColumns(sql string) []col {
 // statementTaint maps the statement's result columns, from its parse tree,
 // onto n fields: true for each that can carry a masked value.
 func (s *session) statementTaint(ref stmtRef, n int) []bool {
-	out := make([]bool, n)
+	if cap(s.oc.taint) < n {
+		s.oc.taint = make([]bool, n)
+	}
+	out := s.oc.taint[:n]
+	clear(out)
 	var cols []col
 	if ref.ok {
 		all, hit := s.oc.stmts[ref.text]
