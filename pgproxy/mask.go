@@ -3,6 +3,7 @@ package pgproxy
 import (
 	"path"
 	"strings"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -44,28 +45,39 @@ func (s *session) maskNames(m *pgproto3.RowDescription) {
 	}
 }
 
-// maskRow masks a DataRow in place. NULLs stay NULL. Values beyond the
-// known columns (no description seen) are treated as text.
-func (s *session) maskRow(m *pgproto3.DataRow) {
+// maskRow masks a DataRow in place and returns how many values it
+// changed. NULLs stay NULL. Values beyond the known columns (no
+// description seen) are treated as text.
+func (s *session) maskRow(m *pgproto3.DataRow) (masked int) {
 	for i, v := range m.Values {
 		if v == nil {
 			continue
 		}
-		if i < len(s.cols) {
-			c := &s.cols[i]
-			if c.rule {
-				m.Values[i] = c.repl
-				continue
-			}
-			if !c.text {
-				if c.walk {
-					m.Values[i] = maskBinary(s.masker, c.oid, v)
-				}
-				continue
-			}
+		var nv []byte
+		switch {
+		case i >= len(s.cols):
+			nv = s.masker.Bytes(v)
+		case s.cols[i].rule:
+			nv = s.cols[i].repl
+		case s.cols[i].text:
+			nv = s.masker.Bytes(v)
+		case s.cols[i].walk:
+			nv = maskBinary(s.masker, s.cols[i].oid, v)
+		default:
+			continue
 		}
-		m.Values[i] = s.masker.Bytes(v)
+		if changed(v, nv) {
+			m.Values[i] = nv
+			masked++
+		}
 	}
+	return masked
+}
+
+// changed reports whether the masker returned other bytes than it was
+// given (it returns its input when nothing matched).
+func changed(v, nv []byte) bool {
+	return len(v) != len(nv) || len(v) > 0 && unsafe.SliceData(v) != unsafe.SliceData(nv)
 }
 
 // maskNotice masks the free-text fields of an ErrorResponse or

@@ -74,7 +74,8 @@ func TestColumnOrigins(t *testing.T) {
 		INSERT INTO vault.notes VALUES (1, '`+hunter+`');`); err != nil {
 		t.Fatal(err)
 	}
-	addr := serveLocal(t, &Proxy{Target: targetFor(srv)})
+	ev := &events{}
+	addr := serveLocal(t, &Proxy{Target: targetFor(srv), Hooks: Hooks{Statement: ev.hook}})
 	conn := pgxConnect(t, clientDSN(addr, srv.Database))
 
 	cases := []struct {
@@ -123,6 +124,14 @@ func TestColumnOrigins(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("events count masked values", func(t *testing.T) {
+		for sql, want := range map[string]int{"SELECT * FROM users": 2, "SELECT id, name FROM users": 0} {
+			if e, ok := ev.find(sql); !ok || e.Masked != want {
+				t.Errorf("%s: event %+v, want %d masked", sql, e, want)
+			}
+		}
+	})
 
 	t.Run("cursor", func(t *testing.T) {
 		c := pgxConnect(t, clientDSN(addr, srv.Database))

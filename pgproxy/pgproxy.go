@@ -131,6 +131,9 @@ type StatementEvent struct {
 	Duration time.Duration
 	Tag      string // the last command tag, e.g. "INSERT 0 3"; empty if none
 	Rows     int64  // rows from the command tags
+	// Masked counts the result values (and COPY rows) masking changed:
+	// replaced whole by a column rule or with a secret masked inside.
+	Masked   int
 	SQLState string // set when the statement failed or was refused
 	Error    string // the error message, masked
 }

@@ -66,14 +66,18 @@ func (s *session) relay() {
 func (s *session) relayMessage(msg pgproto3.BackendMessage) {
 	switch m := msg.(type) {
 	case *pgproto3.DataRow:
-		s.maskRow(m)
+		s.countMasked(s.maskRow(m))
 	case *pgproto3.CopyData:
 		// COPY TO STDOUT sends one row per message: masked fields first
 		// (see copy.go), then the masker.
+		v := m.Data
 		if s.copyOut != nil {
 			m.Data = s.copyOut.maskCopyRow(m.Data)
 		}
 		m.Data = s.masker.Bytes(m.Data)
+		if changed(v, m.Data) {
+			s.countMasked(1)
+		}
 	case *pgproto3.CopyDone:
 		s.copyOut = nil
 	case *pgproto3.ParseComplete:
@@ -161,6 +165,14 @@ func (s *session) describedStatement() stmtRef {
 		return stmtRef{text: e.info.text, ok: e.info.text != ""}
 	}
 	return stmtRef{}
+}
+
+// countMasked adds masked values to the running statement's count.
+// Caller holds mu.
+func (s *session) countMasked(n int) {
+	if e := s.head(); n > 0 && e != nil && (e.kind == kQuery || e.kind == kExecute) {
+		e.masked += n
+	}
 }
 
 func (s *session) head() *entry {

@@ -155,6 +155,7 @@ type entry struct {
 	start  time.Time
 	tag    string
 	rows   int64
+	masked int
 	code   string
 	errMsg string
 }
@@ -398,7 +399,7 @@ func (s *session) report(e *entry, refused bool) {
 	e.report = false // once: a refusal is reported when made, not again when popped
 	r := report{ev: StatementEvent{
 		Target: s.p.Target.Name, Text: e.info.text, Result: e.info.res,
-		Approved: e.info.approved, Refused: refused, Start: e.start, Tag: e.tag, Rows: e.rows,
+		Approved: e.info.approved, Refused: refused, Start: e.start, Tag: e.tag, Rows: e.rows, Masked: e.masked,
 		SQLState: e.code,
 	}, errMsg: e.errMsg}
 	if refused {
