@@ -145,3 +145,18 @@ func TestBenchInputs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPathological times the inputs built to make the analysis blow up
+// (limits_test.go): each is bounded by the analysis' limits, and this says
+// how long the bound takes to reach.
+func BenchmarkPathological(b *testing.B) {
+	p := Default()
+	for _, tc := range pathological {
+		b.Run(strings.ReplaceAll(tc.name, " ", "-"), func(b *testing.B) {
+			b.SetBytes(int64(len(tc.cmd)))
+			for b.Loop() {
+				p.Decide(tc.cmd, Input{})
+			}
+		})
+	}
+}
