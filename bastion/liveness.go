@@ -245,7 +245,12 @@ func (l *liveness) accept(ctx gliderssh.Context, c net.Conn) net.Conn {
 	l.preauth++
 	l.conns[lc] = struct{}{}
 	l.mu.Unlock()
+	// The timer can fire before AfterFunc returns on a loaded machine:
+	// graceExpired and Close read lc.grace under lc.mu, so it is set
+	// under it too.
+	lc.mu.Lock()
 	lc.grace = time.AfterFunc(s.cfg.Limits.LoginGraceTime, lc.graceExpired)
+	lc.mu.Unlock()
 	ctx.SetValue(liveConnKey, lc)
 	return lc
 }
