@@ -26,9 +26,9 @@ import (
 //	bastion.yaml        configuration (commented defaults from `bastion init`)
 //	ca/                 user CA (+ previous after rotation), host CA, host key and certificate, all 0600
 //	bastion.db          SQLite store: certificates, revocations, approvals, sessions and their command index
-//	audit/audit.jsonl   hash-chained audit log
+//	audit/audit.jsonl   audit log, chained by HMAC-SHA256 (its head is kept in bastion.db)
 //	recordings/         one asciicast file per session, with its command index
-//	recording_key       ed25519 key that signs recording seals
+//	recording_key       ed25519 key that signs recording seals; the audit key is derived from it
 //	client/             (dev mode) the demo agent's key, certificate, known_hosts and ssh_config
 type DataDir string
 
@@ -137,7 +137,14 @@ func Open(d DataDir, configPath string) (*Env, error) {
 	if cfg.Audit.Stdout {
 		mirror = os.Stdout
 	}
-	lg, err := audit.Open(d.AuditLog(), audit.Options{Mirror: mirror})
+	// The audit chain's key is derived from the recording key (see
+	// audit.DeriveKey); the store keeps the log's head.
+	akey, err := audit.DeriveKey(key.Seed())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	lg, err := audit.Open(d.AuditLog(), audit.Options{Mirror: mirror, Key: akey, Heads: st})
 	if err != nil {
 		st.Close()
 		return nil, err

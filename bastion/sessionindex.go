@@ -21,6 +21,7 @@ type SessionStore interface {
 	EndSession(ctx context.Context, id string, ended time.Time, exit int) error
 	AddCommand(ctx context.Context, c store.Command) error
 	EndCommand(ctx context.Context, sessionID string, n, exit int, duration float64) error
+	SealRecording(ctx context.Context, seal store.RecordingSeal) error
 }
 
 // errStoreFailed ends a session whose index could not be written to the
@@ -129,6 +130,14 @@ func (sess *session) indexEnd(code int) {
 	defer cancel()
 	if err := st.EndSession(ctx, sess.id, sess.srv.Clock().UTC(), code); err != nil {
 		sess.storeFailed("end session", err, map[string]any{"exit": code})
+	}
+	// The seal, kept apart from the recording: found later without it, the
+	// recording was cut, not ended abnormally (recordings.VerifySession).
+	if seal, ok := sess.rec.Sealed(); ok {
+		err := st.SealRecording(ctx, store.RecordingSeal{SessionID: sess.id, Lines: seal.Lines, SHA256: seal.SHA256, Sealed: sess.srv.Clock().UTC()})
+		if err != nil {
+			sess.storeFailed("seal recording", err, nil)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bastion-dev/bastion/bastion"
+	"github.com/bastion-dev/bastion/masking"
 	"github.com/bastion-dev/bastion/recordings"
 	"github.com/spf13/cobra"
 )
@@ -63,8 +64,9 @@ RFC 3339 time. --decision deny lists the sessions with a denied command.
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTARTED\tDURATION\tIDENTITY\tPRINCIPAL\tSOURCE\tCMDS\tDENIED\tSTATUS")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\t%d\t%d\t%s\n", s.ID, s.Started.UTC().Format("2006-01-02 15:04:05"),
-				sessionDuration(s), s.Kind, s.Subject, dashIfEmpty(s.Principal), dashIfEmpty(s.Source), s.Commands, s.Denied, sessionStatus(s))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", masking.Display(s.ID), s.Started.UTC().Format("2006-01-02 15:04:05"),
+				sessionDuration(s), masking.Display(s.Kind+":"+s.Subject), dashIfEmpty(masking.Display(s.Principal)), dashIfEmpty(masking.Display(s.Source)),
+				s.Commands, s.Denied, sessionStatus(s))
 		}
 		return tw.Flush()
 	}
@@ -108,9 +110,12 @@ func newRecordingsShowCmd() *cobra.Command {
 		}
 		m := d.Header.Bastion
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		// Agent text (the command, BASTION_REASON, subjects, the index)
+		// goes through masking.Display: a recording must not be able to
+		// drive the terminal of whoever reviews it.
 		row := func(k, v string) {
 			if v != "" {
-				fmt.Fprintf(tw, "%s\t%s\n", k, v)
+				fmt.Fprintf(tw, "%s\t%s\n", k, masking.Display(v))
 			}
 		}
 		row("Session", d.ID)
@@ -142,7 +147,8 @@ func newRecordingsShowCmd() *cobra.Command {
 			if e.Exit != nil {
 				exit, dur = strconv.Itoa(*e.Exit), fmt.Sprintf("%.3fs", e.Duration)
 			}
-			fmt.Fprintf(tw, "%d\t%.3fs\t%s\t%s\t%s\t%s\t%s\n", e.N, e.Offset, e.Decision, dashIfEmpty(e.Rule), exit, dur, e.Cmd)
+			fmt.Fprintf(tw, "%d\t%.3fs\t%s\t%s\t%s\t%s\t%s\n", e.N, e.Offset, masking.Display(e.Decision), dashIfEmpty(masking.Display(e.Rule)),
+				exit, dur, masking.Display(e.Cmd))
 		}
 		return tw.Flush()
 	}
@@ -175,7 +181,7 @@ keeps the command index of sessions whose recording is no longer there
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, m := range ms {
-			fmt.Fprintf(tw, "%s\t+%.3fs\t#%d\t%s\t%s\n", m.ID, m.Offset, m.Command, m.Kind, m.Text)
+			fmt.Fprintf(tw, "%s\t+%.3fs\t#%d\t%s\t%s\n", masking.Display(m.ID), m.Offset, m.Command, m.Kind, masking.Display(m.Text))
 		}
 		return tw.Flush()
 	}
@@ -211,16 +217,24 @@ all read it.`,
 func newRecordingsVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify ID|FILE",
-		Short: "Check a recording's hash chain, seal and signature",
+		Short: "Check a recording's hash chain, seal, signature and command index",
 		Long: `Check that a recording is exactly as bastion wrote it: every line well-formed,
 every checkpoint and the final seal matching the SHA-256 chain over the lines
 before it, and, when the data directory has its recording_key, every
 signature valid. A tampered recording is reported with the line where the
 difference shows and the range of lines it lies in.
 
-Exit status: 0 intact and sealed; 1 tampered or not a valid recording; 2 not
-sealed (the session is live, or ended abnormally: bastion crashed or could
-not write), with how far the recording holds.`,
+The recording is also held to what the data directory's store kept of its
+session: a recording the store (or its index file) knows was sealed and that
+has no seal now was cut short, which is tampering, not an abnormal end; and
+every command of the store's index and of the index file must be a command
+marker of the recording, with the same text, decision and rule, and the
+other way round.
+
+Exit status: 0 intact and sealed; 1 tampered, an index that disagrees with
+the recording, or not a valid recording; 2 not sealed (the session is live,
+or ended abnormally: bastion crashed or could not write), with how far the
+recording holds.`,
 		Args: cobra.ExactArgs(1),
 	}
 	dir := dataDirFlag(cmd)
@@ -240,11 +254,21 @@ not write), with how far the recording holds.`,
 		default:
 			return err
 		}
-		rep, err := recordings.VerifyFile(path, pub)
-		if errors.Is(err, recordings.ErrNotSealed) {
-			return withCode(2, fmt.Errorf("%s: %w", path, err))
-		}
+		known, fromStore, err := knownSession(c.Context(), d, path)
 		if err != nil {
+			return err
+		}
+		rep, err := recordings.VerifySession(path, pub, known)
+		var te *recordings.TamperError
+		var ie *recordings.IndexError
+		switch {
+		case errors.Is(err, recordings.ErrNotSealed):
+			return withCode(2, fmt.Errorf("%s: %w", path, err))
+		case errors.As(err, &te):
+			return withCode(1, fmt.Errorf("tampering: %s: %w", path, err))
+		case errors.As(err, &ie):
+			return withCode(1, fmt.Errorf("index mismatch: %s: %w", path, err))
+		case err != nil:
 			return withCode(1, fmt.Errorf("%s: %w", path, err))
 		}
 		sig := "unsigned"
@@ -254,8 +278,8 @@ not write), with how far the recording holds.`,
 		case rep.Signed:
 			sig = "signed, signature not checked"
 		}
-		fmt.Fprintf(c.OutOrStdout(), "ok: %s: %d lines, %d commands, sealed, %s (%d checkpoints)\n",
-			path, rep.Lines, rep.Commands, sig, rep.Checkpoints)
+		fmt.Fprintf(c.OutOrStdout(), "ok: %s: %d lines, %d commands, sealed, %s (%d checkpoints)%s\n",
+			path, rep.Lines, rep.Commands, sig, rep.Checkpoints, fromStore)
 		return nil
 	}
 	return cmd
