@@ -299,7 +299,7 @@ func (sess *session) runExecPTY(cmd *exec.Cmd) int {
 	sess.resize = sess.recordedResize(&recMu, p.Resize)
 	sess.signal = func(sig ssh.Signal) { signalGroup(cmd, sig) }
 	sess.mu.Unlock()
-	err = p.Wait(io.TeeReader(sess.ch, in), out)
+	err = p.Wait(io.TeeReader(sess.ch, p.MaskNoEcho(in)), out)
 	sess.mu.Lock()
 	sess.resize, sess.signal = nil, nil
 	sess.mu.Unlock()
