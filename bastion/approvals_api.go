@@ -21,11 +21,13 @@ import (
 //
 //	GET  /v1/approvals[?all=1]       pending requests (all with ?all=1), newest first
 //	GET  /v1/approvals/{id}          one request
-//	POST /v1/approvals/{id}/approve  {"comment": "...", "for_session": "10m"} (both optional)
+//	POST /v1/approvals/{id}/approve  {"comment": "...", "for_session": "10m", "sha256": "0123456789ab"} (all optional)
 //	POST /v1/approvals/{id}/deny     {"comment": "..."} (required)
 //
 // Answers: 200 with the request, 400 bad body, 401 no or bad credentials,
-// 403 four-eyes or a non-human approver, 404 unknown id, 409 not pending.
+// 403 four-eyes or a non-human approver, 404 unknown id, 409 not pending
+// or, when the approval names a "sha256" (a prefix of at least 8 hex
+// digits), a command with another sum.
 type ApprovalsAPI struct {
 	Service *approvals.Service
 	// Authenticate names the approver behind a request: an OIDC bearer
@@ -95,6 +97,7 @@ func (a *ApprovalsAPI) get(w http.ResponseWriter, r *http.Request, _ identity.Pr
 type decisionBody struct {
 	Comment    string `json:"comment"`
 	ForSession string `json:"for_session"`
+	SHA256     string `json:"sha256"` // approve only: the command the approver saw
 }
 
 func (a *ApprovalsAPI) approve(w http.ResponseWriter, r *http.Request, who identity.Provenance) {
@@ -111,7 +114,7 @@ func (a *ApprovalsAPI) approve(w http.ResponseWriter, r *http.Request, who ident
 		}
 		forSession = d
 	}
-	req, err := a.Service.Approve(r.Context(), r.PathValue("id"), who, body.Comment, forSession)
+	req, err := a.Service.ApproveSum(r.Context(), r.PathValue("id"), body.SHA256, who, body.Comment, forSession)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -146,7 +149,7 @@ func (a *ApprovalsAPI) body(w http.ResponseWriter, r *http.Request, optional boo
 		return b, true
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: `body must be {"comment": "...", "for_session": "10m"}`, Code: "bad_request"})
+		writeJSON(w, http.StatusBadRequest, apiError{Error: `body must be {"comment": "...", "for_session": "10m", "sha256": "..."}`, Code: "bad_request"})
 		return b, false
 	}
 	return b, true
@@ -163,6 +166,8 @@ func (a *ApprovalsAPI) fail(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusForbidden, apiError{Error: err.Error(), Code: "forbidden"})
 	case errors.Is(err, approvals.ErrNotPending):
 		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Code: "not_pending"})
+	case errors.Is(err, approvals.ErrStaleHash):
+		writeJSON(w, http.StatusConflict, apiError{Error: err.Error(), Code: "sha256_mismatch"})
 	case errors.Is(err, approvals.ErrInvalid):
 		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error(), Code: "bad_request"})
 	default:

@@ -196,7 +196,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	classifier := s.Policy.SQLClassifier(t.Name)
 	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
-			out, _ := sess.hold(ctx, s.Masker.String(stmt), res, func(msg string) {
+			out, _ := sess.hold(ctx, stmt, s.Masker.String(stmt), res, sqlParts(s.Masker, classifier.Classify(stmt)), func(msg string) {
 				// The waiting line (first line of msg) becomes a NoticeResponse.
 				line, _, _ := strings.Cut(msg, "\n")
 				notice(strings.TrimSpace(line))

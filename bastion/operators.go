@@ -14,6 +14,7 @@ import (
 	"github.com/bastion-dev/bastion/approvals"
 	"github.com/bastion-dev/bastion/certs"
 	"github.com/bastion-dev/bastion/identity"
+	"github.com/bastion-dev/bastion/masking"
 	"github.com/bastion-dev/bastion/recordings"
 	"github.com/bastion-dev/bastion/web"
 )
@@ -69,9 +70,14 @@ func (o *OperatorAuth) webOperator(r *http.Request) (*web.Operator, error) {
 // webRecordings serves the recordings directory to the web UI.
 type webRecordings struct{ dir string }
 
+// The adapters below hand the web UI agent text (commands, reasons,
+// subjects) rendered by masking.Display: a browser applies bidirectional
+// overrides and hides zero-width characters, so raw text could show an
+// approver another command than the one they approve.
+
 func sessionView(s recordings.Summary) web.Session {
-	return web.Session{ID: s.ID, Subject: s.Subject, Kind: s.Kind, Principal: s.Principal, Source: s.Source,
-		Started: s.Started, Ended: s.Ended, Commands: s.Commands, Denied: s.Denied}
+	return web.Session{ID: s.ID, Subject: masking.Display(s.Subject), Kind: masking.Display(s.Kind), Principal: masking.Display(s.Principal),
+		Source: masking.Display(s.Source), Started: s.Started, Ended: s.Ended, Commands: s.Commands, Denied: s.Denied}
 }
 
 func (w webRecordings) List(_ context.Context, subject string, deniedOnly bool) ([]web.Session, error) {
@@ -97,7 +103,8 @@ func (w webRecordings) Index(_ context.Context, id string) (web.Session, []web.C
 	}
 	cmds := make([]web.Command, 0, len(d.Index))
 	for _, e := range d.Index {
-		cmds = append(cmds, web.Command{N: e.N, Offset: e.Offset, Cmd: e.Cmd, Decision: e.Decision, Rule: e.Rule, Exit: e.Exit, Duration: e.Duration})
+		cmds = append(cmds, web.Command{N: e.N, Offset: e.Offset, Cmd: masking.Display(e.Cmd), Decision: masking.Display(e.Decision),
+			Rule: masking.Display(e.Rule), Exit: e.Exit, Duration: e.Duration})
 	}
 	return sessionView(d.Summary), cmds, nil
 }
@@ -120,11 +127,22 @@ func (w webApprovals) List(ctx context.Context) ([]web.Approval, error) {
 	}
 	out := make([]web.Approval, 0, len(list))
 	for _, r := range list {
-		out = append(out, web.Approval{ID: r.ID, Status: string(r.Status), Command: r.Command, Subject: r.Requester.Subject,
-			Kind: string(r.Requester.Kind), Rule: r.Rule, Reason: r.Reason, AgentReason: r.AgentReason, SessionID: r.SessionID,
-			Created: r.Created, Expires: r.Expires})
+		out = append(out, approvalView(r))
 	}
 	return out, nil
+}
+
+// approvalView is a request as the web UI shows it: agent text rendered,
+// every part that needs the approval, and the short sum it binds to.
+func approvalView(r approvals.Request) web.Approval {
+	v := web.Approval{ID: r.ID, Status: string(r.Status), Command: masking.Display(r.Command), Subject: masking.Display(r.Requester.Subject),
+		Kind: masking.Display(string(r.Requester.Kind)), Rule: masking.Display(r.Rule), Reason: masking.Display(r.Reason),
+		AgentReason: masking.Display(r.AgentReason), SessionID: masking.Display(r.SessionID), Created: r.Created, Expires: r.Expires,
+		SHA256: approvals.ShortSum(r.Sum())}
+	for _, p := range r.Parts {
+		v.Parts = append(v.Parts, web.ApprovalPart{Text: masking.Display(p.Text), Rule: masking.Display(p.Rule), Reason: masking.Display(p.Reason)})
+	}
+	return v
 }
 
 func (w webApprovals) Approve(ctx context.Context, id string, op web.Operator, comment string) error {

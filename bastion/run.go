@@ -35,6 +35,9 @@ func chain(h handler, mws ...middleware) handler {
 // (exec) policy -> approval -> run, or the checked shell.
 func (sess *session) run() int {
 	s := sess.srv
+	if sess.refuseLongReason() {
+		return ExitDenied
+	}
 	if err := s.acquire(sess); err != nil {
 		s.audit(audit.Event{Type: audit.RequestRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
 			Detail: map[string]any{"request": sess.kind, "reason": err.Error()}})
@@ -75,14 +78,13 @@ func recorded(next handler) handler {
 		s := sess.srv
 		sess.mu.Lock()
 		p := sess.pty
-		env := sess.env
 		sess.mu.Unlock()
 		// The command is masked here as in its marker: a secret typed in it
 		// must not reach the recording.
 		h := recordings.Header{Width: 80, Height: 24, Timestamp: s.Clock().Unix(), Command: s.Masker.String(sess.command),
 			Env: map[string]string{"SHELL": s.cfg.Exec.Shell}, Title: "bastion session " + sess.id,
 			Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
-				KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Reason: env["BASTION_REASON"]}}
+				KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Reason: sess.agentReason()}}
 		if p != nil {
 			h.Width, h.Height, h.Env["TERM"] = p.win.cols, p.win.rows, p.term
 		}
@@ -101,7 +103,7 @@ func recorded(next handler) handler {
 		if sess.kind == "exec" {
 			detail["command"] = s.Masker.String(sess.command)
 		}
-		if r := env["BASTION_REASON"]; r != "" {
+		if r := sess.agentReason(); r != "" {
 			detail["reason"] = r
 		}
 		if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: detail}); err != nil {
@@ -179,7 +181,7 @@ func approved(next handler) handler {
 		if sess.pending.Decision != policy.Approve {
 			return next(sess)
 		}
-		out, code := sess.hold(sess.ctx, sess.masked, sess.pending, func(s string) { io.WriteString(sess.ch.Stderr(), s) })
+		out, code := sess.hold(sess.ctx, sess.command, sess.masked, sess.pending, sess.shellParts(sess.command), func(s string) { io.WriteString(sess.ch.Stderr(), s) })
 		if out != holdRun {
 			sess.endCommand(code, 0)
 			return code

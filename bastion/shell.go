@@ -94,7 +94,7 @@ func (sess *session) checkLine(ctx context.Context, input string) pty.Verdict {
 		// The waiting line and the outcome go straight to the terminal:
 		// the agent must see them while the prompt waits. Ctrl-C cancels
 		// ctx and so the request.
-		out, code := sess.hold(ctx, sess.masked, res, func(s string) { io.WriteString(sess.shellOut, s) })
+		out, code := sess.hold(ctx, input, sess.masked, res, sess.shellParts(input), func(s string) { io.WriteString(sess.shellOut, s) })
 		if out != holdRun {
 			sess.endCommand(code, 0)
 			return pty.Verdict{}

@@ -2,9 +2,11 @@ package shellpolicy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/bastion-dev/bastion/policy"
 	"mvdan.cc/sh/v3/syntax"
 )
 
@@ -110,7 +112,25 @@ func (a *analyzer) endFrame(fr *frame) {
 			argv[i] = h
 		}
 	}
-	a.findings = append(a.findings, Finding{Command: argv, Result: res, Pos: fr.pos})
+	f := Finding{Command: argv, Result: res, Pos: fr.pos}
+	if res.Decision == policy.Approve {
+		f.Approvals = a.approvals(fr, res)
+	}
+	a.findings = append(a.findings, f)
+}
+
+// approvals lists every rule that asks to approve the command of fr, each
+// once, res (the strictest) first: an approver must see all of them, not
+// only the one that speaks for the command.
+func (a *analyzer) approvals(fr *frame, res policy.Result) []policy.Result {
+	out := []policy.Result{res}
+	for _, h := range fr.hits {
+		r, ok := a.p.result(h, a.in, fr.name)
+		if ok && r.Decision == policy.Approve && !slices.ContainsFunc(out, func(o policy.Result) bool { return o.Rule == r.Rule }) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // dryRun reports --dry-run (kubectl, helm, git push, apt...) other than

@@ -61,6 +61,20 @@ type Approval struct {
 	SessionID   string    `json:"session_id"`
 	Created     time.Time `json:"created"`
 	Expires     time.Time `json:"expires,omitzero"`
+	// SHA256 is the short SHA-256 of the exact command the approval binds
+	// to, as `bastion approvals show` prints it.
+	SHA256 string `json:"sha256,omitempty"`
+	// Parts is every part of the command that needs the approval, each
+	// with the rule that asks for it; the UI lists them all.
+	Parts []ApprovalPart `json:"parts,omitempty"`
+}
+
+// ApprovalPart is one part of a held command and a rule that asked to
+// approve it.
+type ApprovalPart struct {
+	Text   string `json:"text"`
+	Rule   string `json:"rule"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Operator is the authenticated person (or tool) using the UI.

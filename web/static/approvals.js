@@ -54,6 +54,11 @@ function row(a, now) {
   const why = el('td', { class: 'why' });
   if (a.agent_reason) why.append(el('div', {}, 'Requester: ', el('q', {}, a.agent_reason)));
   why.append(el('div', {}, 'Policy: ' + (a.reason || '(no reason)') + (a.rule ? ' [rule ' + a.rule + ']' : '')));
+  // Every part of the command that needs the approval, not only the first.
+  if (a.parts && a.parts.length > 1) {
+    why.append(el('div', {}, 'Needs approval:'), el('ul', { class: 'parts' }, ...a.parts.map((p) =>
+      el('li', {}, el('code', { class: 'cmd' }, p.text), ' [rule ' + p.rule + ']' + (p.reason ? ': ' + p.reason : '')))));
+  }
 
   const actions = el('td', { class: 'actions' });
   if (a.status === 'pending') {
@@ -73,7 +78,8 @@ function row(a, now) {
     : '—';
   return el('tr', { dataset: { id: a.id } },
     el('td', { class: 'age' }, age),
-    el('td', {}, el('code', { class: 'cmd' }, a.command)),
+    el('td', {}, el('code', { class: 'cmd' }, a.command),
+      a.sha256 ? el('div', { class: 'sha' }, 'sha256 ' + a.sha256) : null),
     el('td', {}, a.subject + (a.kind ? ' (' + a.kind + ')' : '')),
     why,
     el('td', { class: 'session' }, session),
