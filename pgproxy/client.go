@@ -76,6 +76,14 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 				Hint:   "Send Parse for the statement first; EXECUTE runs SQL-prepared statements."}
 			return s.refuseParse(stmtInfo{text: "<bind " + m.PreparedStatement + ">", res: res}, s.refusalFor(res))
 		}
+		if admit := s.p.Hooks.Admit; admit != nil {
+			// A prepared statement runs again at each Bind: the
+			// certificate is checked again too.
+			if err := admit(); err != nil {
+				info.res = policy.Result{Decision: policy.Deny, Rule: RuleCertificate, Reason: err.Error()}
+				return s.refuseParse(info, s.refusalFor(info.res))
+			}
+		}
 		if info.est != nil && !info.approved && info.res.Decision == policy.Allow {
 			ps := &params{values: m.Parameters, formats: m.ParameterFormatCodes, oids: info.oids}
 			if res, ok := s.estimate(info.est, ps, info.flags&flagPath != 0); ok {
@@ -281,6 +289,11 @@ func (s *session) sync() error {
 // error to refuse with. It asks Hooks.Approve for an approve verdict. The
 // error return is the session's end.
 func (s *session) decide(info *stmtInfo) (*userError, error) {
+	if admit := s.p.Hooks.Admit; admit != nil {
+		if err := admit(); err != nil {
+			info.res = policy.Result{Decision: policy.Deny, Rule: RuleCertificate, Reason: err.Error()}
+		}
+	}
 	switch info.res.Decision {
 	case policy.Allow:
 		return nil, nil
@@ -322,6 +335,9 @@ func (s *session) decide(info *stmtInfo) (*userError, error) {
 	}
 	return &userError{severity: "ERROR", code: codeInsufficientPrivilege, msg: msg, hint: info.res.Hint}, nil
 }
+
+// RuleCertificate is the rule of a statement Hooks.Admit refused.
+const RuleCertificate = "certificate"
 
 func (s *session) refusalFor(res policy.Result) *userError {
 	return &userError{severity: "ERROR", code: codeInsufficientPrivilege,

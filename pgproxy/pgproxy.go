@@ -97,6 +97,13 @@ type Target struct {
 
 // Hooks connect the proxy to approvals and recording.
 type Hooks struct {
+	// Admit is called before each statement is decided (each simple Query
+	// and each Parse); a non-nil error refuses the statement with that
+	// text (rule "certificate") and it does not reach the server. bastion
+	// uses it to check the agent's certificate (revoked, expired) at every
+	// statement, not only at login. nil admits every statement.
+	Admit func() error
+
 	// Approve is called for an approve decision; it blocks until a human
 	// decides or ctx ends (the client cancelled, or the session ended). It
 	// should call notice with the text for the agent, e.g. "bastion: waiting

@@ -106,6 +106,7 @@ type session struct {
 	fatalRelayed bool            // the server sent a FATAL error
 
 	terminated atomic.Bool // the client sent Terminate: upstream EOF is expected
+	goodbye    sync.Once   // the final FATAL error is written once
 }
 
 // stmtInfo is what the proxy knows about a prepared statement or portal.
@@ -202,10 +203,13 @@ func (s *session) run() error {
 	// deadline (so the final error can still be written), the upstream by
 	// closing it.
 	stop := context.AfterFunc(s.ctx, func() {
+		s.up.Close()
 		if err := s.client.SetDeadline(time.Now()); err != nil {
+			// No deadlines (an SSH channel): the blocked read ends only
+			// with the connection, so the client is told why first.
+			s.farewellNow()
 			s.client.Close()
 		}
-		s.up.Close()
 	})
 	defer stop()
 
@@ -221,24 +225,66 @@ func (s *session) run() error {
 	s.up.Close()
 
 	cause := context.Cause(s.ctx)
-	var ue *userError
-	switch {
-	case errors.Is(cause, errClientDone):
+	if errors.Is(cause, errClientDone) {
 		return nil
-	case errors.Is(cause, errUpstreamFatal):
-		// The client has the server's own FATAL error.
-	case !errors.As(cause, &ue):
-		// Serve's context ended: tell the client why it goes.
-		ue = fatal(codeAdminShutdown, "bastion: terminating connection: the session ended", cause)
 	}
-	if ue != nil && ue.severity == "FATAL" {
-		s.client.SetDeadline(time.Time{})
-		writeFatal(s.client, &userError{severity: ue.severity, code: ue.code,
-			msg: s.masker.String(ue.msg), hint: ue.hint})
-	}
+	s.client.SetDeadline(time.Time{})
+	s.farewell(cause)
 	s.log.Debug("pgproxy: session ended", "cause", cause)
 	return cause
 }
+
+// farewell writes the FATAL error that tells the client why its session
+// ends, once: the cause's own FATAL, or 57P01 naming why Serve's context
+// ended (bastion's "certificate revoked: ..."). Nothing is written when
+// the client ended it or has the server's own FATAL error.
+func (s *session) farewell(cause error) {
+	var ue *userError
+	switch {
+	case errors.Is(cause, errClientDone), errors.Is(cause, errUpstreamFatal):
+		return
+	case !errors.As(cause, &ue):
+		msg := "bastion: terminating connection: the session ended"
+		if cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			msg = "bastion: terminating connection: " + cause.Error()
+		}
+		ue = fatal(codeAdminShutdown, msg, cause)
+	}
+	if ue.severity != "FATAL" {
+		return
+	}
+	s.goodbye.Do(func() {
+		writeFatal(s.client, &userError{severity: ue.severity, code: ue.code, msg: s.masker.String(ue.msg), hint: ue.hint})
+	})
+}
+
+// farewellNow is farewell while the relay may still be writing to the
+// client: it waits for the relay's current message (mu), at most
+// farewellWait, and gives up rather than corrupt the stream or block the
+// close on a client that does not read.
+func (s *session) farewellNow() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(farewellWait)
+		for !s.mu.TryLock() {
+			if time.Now().After(deadline) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		defer s.mu.Unlock()
+		s.flush()
+		s.farewell(context.Cause(s.ctx))
+	}()
+	select {
+	case <-done:
+	case <-time.After(farewellWait):
+	}
+}
+
+// farewellWait bounds farewellNow.
+const farewellWait = 500 * time.Millisecond
 
 // send encodes msg for the client. Caller holds mu.
 func (s *session) send(msg pgproto3.BackendMessage) {

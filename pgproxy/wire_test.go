@@ -325,6 +325,43 @@ func TestSessionEnds(t *testing.T) {
 		}
 		fake.wg.Wait()
 	})
+	t.Run("context ends with a cause, on a client without deadlines", func(t *testing.T) {
+		// As an SSH channel: the proxy cannot interrupt its read, and
+		// must still say why before it closes it, while a statement runs.
+		fake := &fakeUpstream{slowOn: "SELECT slow"}
+		p := &Proxy{Target: Target{Addr: "127.0.0.1:1", Database: "app"}, dial: fake.dial}
+		a, b := net.Pipe()
+		ctx, cancel := context.WithCancelCause(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- p.Serve(ctx, noDeadlines{b}) }()
+		fe := pgproto3.NewFrontend(a, a)
+		fe.Send(startupMsg("app"))
+		fe.Flush()
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		fe.Send(&pgproto3.Query{String: "SELECT slow"})
+		fe.Flush()
+		cause := errors.New("certificate revoked: run bastion login")
+		cancel(cause)
+		out := readAll(t, a)
+		if k := kinds(out); k != "E(57P01)" {
+			t.Fatalf("client got %s", k)
+		}
+		if msg := out[0].(*pgproto3.ErrorResponse).Message; msg != "bastion: terminating connection: certificate revoked: run bastion login" {
+			t.Errorf("FATAL message %q", msg)
+		}
+		if err := <-errc; !errors.Is(err, cause) {
+			t.Errorf("Serve = %v, want the cause", err)
+		}
+		fake.wg.Wait()
+	})
 	t.Run("recording fails", func(t *testing.T) {
 		fake := &fakeUpstream{}
 		// The recording fails only once the client has sent its next
@@ -424,3 +461,73 @@ func TestPipelineBackpressure(t *testing.T) {
 		t.Fatalf("client got %d messages, want %d", len(out), strings.Count(want, " ")+1)
 	}
 }
+
+// Hooks.Admit refuses a statement, simple or prepared, and a new Bind of
+// a statement admitted at Parse, once it returns an error: none of them
+// reaches the server, and each refusal names rule certificate.
+func TestAdmitRefusesStatements(t *testing.T) {
+	t.Parallel()
+	admits := 0 // Admit runs on the session's goroutine, in message order
+	var events []StatementEvent
+	p := &Proxy{Hooks: Hooks{
+		Admit: func() error {
+			if admits++; admits > 3 { // after SELECT 1, Parse s1 and its Bind
+				return errors.New("certificate revoked: run bastion login")
+			}
+			return nil
+		},
+		Statement: func(ev StatementEvent) error { events = append(events, ev); return nil },
+	}}
+	in := encodeAll(t,
+		startupMsg("app"),
+		&pgproto3.Query{String: "SELECT 1"},
+		&pgproto3.Parse{Name: "s1", Query: "SELECT 2"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+		&pgproto3.Query{String: "SELECT 3"},
+		&pgproto3.Bind{PreparedStatement: "s1"},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{},
+		&pgproto3.Parse{Name: "s2", Query: "SELECT 4"},
+		&pgproto3.Sync{},
+		&pgproto3.Terminate{},
+	)
+	out, fake := runScript(t, p, in)
+	if got, want := fake.statements(), []string{"SELECT 1", "SELECT 2"}; !slices.Equal(got, want) {
+		t.Errorf("upstream got statements %q, want %q", got, want)
+	}
+	var msgs []string
+	for _, m := range out {
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			msgs = append(msgs, e.Message)
+		}
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("client got errors %q, want three refusals", msgs)
+	}
+	for _, m := range msgs {
+		if m != "bastion: denied: certificate revoked: run bastion login [rule certificate]" {
+			t.Errorf("refusal %q", m)
+		}
+	}
+	refused := 0
+	for _, ev := range events {
+		if ev.Refused {
+			refused++
+			if ev.Result.Rule != RuleCertificate {
+				t.Errorf("refused event %+v: rule %q", ev, ev.Result.Rule)
+			}
+		}
+	}
+	if refused != 3 {
+		t.Errorf("%d refused events in %+v, want 3", refused, events)
+	}
+}
+
+// noDeadlines is a connection without deadlines, as bastion's SSH channels.
+type noDeadlines struct{ net.Conn }
+
+func (noDeadlines) SetDeadline(time.Time) error      { return errors.New("no deadlines") }
+func (noDeadlines) SetReadDeadline(time.Time) error  { return errors.New("no deadlines") }
+func (noDeadlines) SetWriteDeadline(time.Time) error { return errors.New("no deadlines") }
