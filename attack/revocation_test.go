@@ -55,7 +55,7 @@ func TestRevokeClosesLiveConnections(t *testing.T) {
 	if code := held.Wait(10 * time.Second); code == 0 || code == -1 {
 		t.Fatalf("held psql: exit %d; stderr %q", code, held.Stderr())
 	}
-	if !strings.Contains(held.Stderr(), "terminating connection") {
+	if !strings.Contains(held.Stderr(), "FATAL:  bastion: terminating connection: certificate revoked") {
 		t.Errorf("held psql stderr %q", held.Stderr())
 	}
 	// Both connections are closed: the master and the tunnel's ssh exit.

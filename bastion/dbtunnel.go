@@ -194,7 +194,15 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	// The target's own SQL rules (sql.targets.<name> in the policy file)
 	// over the rules for every target, compiled once when the policy loaded.
 	classifier := s.Policy.SQLClassifier(t.Name)
-	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, Hooks: pgproxy.Hooks{
+	maxRows := s.Policy.SQLMaxRows()
+	if maxRows == 0 {
+		maxRows = -1 // sql.max_rows: 0 asks for no estimate; pgproxy's 0 is its default
+	}
+	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, MaxRows: maxRows, Hooks: pgproxy.Hooks{
+		// Every statement checks the certificate, as every exec and shell
+		// line does: a stale revocation list or an expired certificate
+		// refuses it even before the connection is closed.
+		Admit: func() error { return s.live.admit(sess.ident) },
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
 			out, _ := sess.hold(ctx, stmt, s.Masker.String(stmt), res, sqlParts(s.Masker, classifier.Classify(stmt)), func(msg string) {
 				// The waiting line (first line of msg) becomes a NoticeResponse.
@@ -283,6 +291,9 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	}
 	if ev.Approved {
 		detail["approved"] = true
+	}
+	if ev.Masked > 0 {
+		detail["masked"] = ev.Masked
 	}
 	if recErr != nil {
 		detail["recording_error"] = recErr.Error()
