@@ -84,6 +84,12 @@ func TestPauseReleasesOrdinaryText(t *testing.T) {
 		{"prefix of a token prefix", "run gh", "run "},
 		{"aws prefix", "Enter key: AKIA", "Enter key: "},
 		{"injected value prefix", "conn pg-Inj", "conn "},
+		// A few dashes are not yet a key header: vim's mode line, a
+		// rule, a flag with no value must reach the screen.
+		{"vim mode line", "\x1b[24;1H\x1b[1m-- INSERT --\x1b[m\x1b[24;13H\x1b[K", "\x1b[24;1H\x1b[1m-- INSERT --\x1b[m\x1b[24;13H\x1b[K"},
+		{"dashed rule", "results\n-----", "results\n-----"},
+		{"flag name", "usage: --password", "usage: --password"},
+		{"key header begun", "key:\n-----BEG", "key:\n"},
 	} {
 		m := New(Options{Values: []string{"pg-Inj3cted"}})
 		atPause, end := pausedStream(m, tc.in, "")
@@ -93,6 +99,31 @@ func TestPauseReleasesOrdinaryText(t *testing.T) {
 		// Close writes what is still held, masked if complete.
 		if want := string(m.Bytes([]byte(tc.in))); end != want {
 			t.Errorf("%s: at Close %q, want %q", tc.name, end, want)
+		}
+	}
+}
+
+// TestPauseInKeyHeaderStillMasksTheKey: a pause that releases the first
+// dashes of a private key's header (they could be a rule) leaves the key
+// masked: the header is then not recognised, but the key's body is a
+// secret on its own.
+func TestPauseInKeyHeaderStillMasksTheKey(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{tRSA, tOpenSSH} {
+		in := "key:\n" + key + "\n$ "
+		for k := len("key:\n") + 1; k < len("key:\n-----B"); k++ {
+			atPause, end := pausedStream(Default(), in[:k], in[k:])
+			if atPause != in[:k] {
+				t.Errorf("cut at %d: the pause released %q, want %q", k, atPause, in[:k])
+			}
+			for _, line := range strings.Split(key, "\n")[1:] {
+				if len(line) >= 16 && !strings.HasPrefix(line, "-----END") && strings.Contains(end, line) {
+					t.Errorf("cut at %d: a key line passed: %q in %q", k, line, end)
+				}
+			}
+			if !strings.Contains(end, "[MASKED:") {
+				t.Errorf("cut at %d: nothing masked: %q", k, end)
+			}
 		}
 	}
 }

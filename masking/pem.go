@@ -29,6 +29,13 @@ func (s *scanner) pemBegin(i int) {
 		s.more(i)
 		return
 	}
+	if s.pause && len(t)-i < len("-----B") && string(t[i:]) == "-----BEGIN "[:len(t)-i] {
+		// A pause after a few dashes ("-- INSERT --", a "----" rule):
+		// held, they would stall the screen until the next byte. Released,
+		// a key that follows is still masked: its body lines are secrets
+		// on their own (keybody.go).
+		return
+	}
 	ok, partial := s.hasPrefixAt(i, "-----BEGIN ")
 	if partial {
 		s.more(i)
@@ -54,7 +61,10 @@ func (s *scanner) pemBegin(i int) {
 	case pemMore:
 		s.more(i)
 	case pemYes:
-		s.pemAt, s.pemEnd = i, end
+		// A pause may have shown the header's first dashes (pemBegin
+		// releases fewer than "-----B"): the block is masked from where
+		// the output stands.
+		s.pemAt, s.pemEnd = max(i, s.from), end
 	}
 }
 
@@ -213,7 +223,7 @@ func (s *scanner) flag(i int) {
 		return
 	}
 	if k == len(t) {
-		if !s.final {
+		if !s.final && !s.pause { // a pause decides a flag as the end would: it is a weak candidate
 			s.more(i)
 		}
 		return
@@ -229,7 +239,7 @@ func (s *scanner) flag(i int) {
 		k++
 	}
 	if k == len(t) {
-		if !s.final {
+		if !s.final && !s.pause { // a pause decides a flag as the end would: it is a weak candidate
 			s.more(i)
 		}
 		return
