@@ -228,8 +228,7 @@ func (sess *session) refuseLongReason() bool {
 		return false
 	}
 	reason := fmt.Sprintf("BASTION_REASON is longer than %d bytes (%d)", approvals.MaxAgentReason, n)
-	sess.srv.audit(audit.Event{Type: audit.RequestRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-		Detail: map[string]any{"request": sess.kind, "reason": reason}})
+	sess.srv.audit(sess.event(audit.RequestRefused, requestRefused{Request: sess.kind, Reason: reason}))
 	sess.refusal("denied", reason+": shorten it", fmt.Sprintf("say why in at most %d bytes", approvals.MaxAgentReason), policy.Result{Rule: ruleReason})
 	return true
 }
@@ -244,11 +243,4 @@ func (sess *session) marker(v map[string]any) {
 	if err := sess.rec.Marker(string(b)); err != nil {
 		sess.cancel(errRecordingFailed)
 	}
-}
-
-func (sess *session) nl() string {
-	if sess.hasPTY() {
-		return "\r\n"
-	}
-	return "\n"
 }

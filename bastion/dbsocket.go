@@ -83,8 +83,7 @@ func (sess *session) startDBSockets(cred *syscall.Credential) (*dbSockets, []str
 				if err := peerIs(c, want); err != nil {
 					// Only the session's own uid may use its socket, so a
 					// statement is always audited as the agent that sent it.
-					s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-						Detail: map[string]any{"channel": "postgres-socket", "target": name, "reason": err.Error()}})
+					s.audit(sess.event(audit.ChannelRefused, channelRefused{Channel: "postgres-socket", Target: name, Reason: err.Error()}))
 					c.Close()
 					continue
 				}

@@ -9,16 +9,12 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/config"
-	"github.com/bastion-dev/bastion/identity"
 	"github.com/bastion-dev/bastion/pgproxy"
-	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/recordings"
 	"github.com/bastion-dev/bastion/shellpolicy"
 	gliderssh "github.com/gliderlabs/ssh"
@@ -103,8 +99,7 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 	src := hostOf(conn.RemoteAddr())
 	dest := net.JoinHostPort(d.DestAddr, fmt.Sprint(d.DestPort))
 	refuse := func(reason, msg string) {
-		s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(id), Source: src,
-			Detail: map[string]any{"channel": "direct-tcpip", "dest": quoteBounded(dest, 256), "reason": reason}})
+		s.audit(connEvent(audit.ChannelRefused, id, src, channelRefused{Channel: "direct-tcpip", Dest: quoteBounded(dest, 256), Reason: reason}))
 		newChan.Reject(ssh.Prohibited, msg)
 	}
 	t, known := s.Databases[d.DestAddr]
@@ -148,47 +143,24 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 
 // serveTunnel proxies one Postgres connection (an -L channel, or a socket
 // inside a session whose id is parent), recorded as an asciicast whose
-// output is a readable statement log.
+// output is a readable statement log. The store lists the tunnel with the
+// shell sessions; its statements are in the recording and the audit log,
+// not in the command index.
 func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent string) {
 	h := recordings.Header{Width: 120, Height: 30, Timestamp: s.Clock().Unix(), Command: sess.command, Title: "bastion " + sess.command,
-		Env: map[string]string{"TERM": "xterm-256color"},
-		Bastion: recordings.Meta{SessionID: sess.id, Identity: sess.ident.Provenance, CertSerial: sess.ident.Serial,
-			KeyID: sess.ident.KeyID, Principal: sess.ident.Principal, Source: sess.source, Target: t.Name}}
-	sess.recStart = s.Clock()
-	rec, err := recordings.Create(s.RecordingsDir, h, recordings.Options{Clock: s.Clock, Signer: s.RecordingKey})
+		Env: map[string]string{"TERM": "xterm-256color"}, Bastion: sess.meta(t.Name)}
+	life, err := sess.open(h, sessionStarted{Kind: "db", Target: t.Name, Principal: sess.ident.Principal, Serial: sess.ident.Serial, Parent: parent})
 	if err != nil {
-		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
 		conn.Close() // fail closed: an unrecorded tunnel never opens
 		return
 	}
-	sess.rec = rec
-	// The store lists the tunnel with the shell sessions; its statements
-	// are in the recording and the audit log, not in the command index.
-	if err := sess.indexStart(h, sess.recStart); err != nil {
-		rec.Close(ExitRecordingUnavailable)
-		conn.Close()
-		return
-	}
-	start := map[string]any{"kind": "db", "target": t.Name, "principal": sess.ident.Principal}
-	if parent != "" {
-		start["parent"] = parent
-	}
-	if err := s.audit(audit.Event{Type: audit.SessionStart, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: start}); err != nil {
-		rec.Close(ExitRecordingUnavailable)
-		sess.indexEnd(ExitRecordingUnavailable)
-		conn.Close()
-		return
-	}
-	tl := newTunnelLog(s, sess, rec, t.Name)
+	tl := newTunnelLog(s, sess, sess.rec, t.Name)
 	// The first line proves the recording takes writes before any
 	// statement can run; it never serves a tunnel it cannot record.
 	if err := tl.line("\x1b[2m-- %s: postgres tunnel to %s as %s\x1b[0m\r\n", sess.id, t.Name, sess.ident.Provenance); err != nil {
 		s.Logger.Error("recording unavailable", "session", sess.id, "err", err)
-		rec.Close(ExitRecordingUnavailable)
-		sess.indexEnd(ExitRecordingUnavailable)
 		conn.Close()
-		s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-			Detail: map[string]any{"exit": ExitRecordingUnavailable, "target": t.Name, "cause": errRecordingFailed.Error()}})
+		life.close(ExitRecordingUnavailable, errRecordingFailed)
 		return
 	}
 	// The target's own SQL rules (sql.targets.<name> in the policy file)
@@ -198,24 +170,8 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 	if maxRows == 0 {
 		maxRows = -1 // sql.max_rows: 0 asks for no estimate; pgproxy's 0 is its default
 	}
-	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, MaxRows: maxRows, Hooks: pgproxy.Hooks{
-		// Every statement checks the certificate, as every exec and shell
-		// line does: a stale revocation list or an expired certificate
-		// refuses it even before the connection is closed.
-		Admit: func() error { return s.live.admit(sess.ident) },
-		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
-			out, _ := sess.hold(ctx, stmt, s.Masker.String(stmt), res, sqlParts(s.Masker, classifier.Classify(stmt)), func(msg string) {
-				// The waiting line (first line of msg) becomes a NoticeResponse.
-				line, _, _ := strings.Cut(msg, "\n")
-				notice(strings.TrimSpace(line))
-			})
-			if out == holdRun {
-				return true, ""
-			}
-			return false, "not approved"
-		},
-		Statement: tl.statement,
-	}}
+	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, MaxRows: maxRows,
+		Hooks: sess.sqlGate(classifier, tl)}
 	err = p.Serve(sess.ctx, conn)
 	if serr := tl.finish(); serr != nil && err == nil {
 		err = serr
@@ -228,157 +184,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 			code = ExitRecordingUnavailable
 		}
 	}
-	rec.Close(code)
-	sess.indexEnd(code)
-	end := map[string]any{"exit": code, "target": t.Name}
-	if err != nil {
-		end["cause"] = err.Error()
-	}
-	s.audit(audit.Event{Type: audit.SessionEnd, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: end})
-}
-
-// tunnelLog records a tunnel's statements: a marker and a readable log
-// line in the recording, in one write, then a query audit event. Events of
-// allowed statements are appended to the audit log in order at once and
-// made durable by its next group fsync; the result is not held for it.
-// Denials and approvals wait for their own. A failed write or fsync ends
-// the tunnel at the next statement, or at its end.
-type tunnelLog struct {
-	srv    *Server
-	sess   *session
-	rec    *recordings.Writer
-	target string
-	// Shared by the statements' events, which only read them.
-	prov       *identity.Provenance
-	targetName any
-	async      asyncSink // nil: every event waits for its fsync
-
-	mu       sync.Mutex
-	buf      []byte         // the log line being written; guarded by mu
-	inflight []<-chan error // outcomes of enqueued events, oldest first; guarded by mu
-}
-
-func newTunnelLog(s *Server, sess *session, rec *recordings.Writer, target string) *tunnelLog {
-	async, _ := s.Audit.(asyncSink)
-	return &tunnelLog{srv: s, sess: sess, rec: rec, target: target, prov: provOf(sess.ident), targetName: target, async: async}
-}
-
-// line writes a line of the statement log.
-func (l *tunnelLog) line(format string, a ...any) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.rec.Output([]byte(fmt.Sprintf(format, a...)))
-}
-
-// statement records one statement (pgproxy's Statement hook). A non-nil
-// error ends the tunnel: nothing more goes upstream.
-func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = appendStatementLine(l.buf[:0], l.target, ev)
-	recErr := l.rec.Query(recordings.Query{SQL: ev.Text, Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule,
-		Rows: ev.Rows, MS: ev.Duration.Milliseconds(), Error: ev.Error}, l.buf)
-	if cap(l.buf) > 1<<20 {
-		l.buf = nil // one huge statement does not pin its size for the tunnel
-	}
-	err := recErr // or an earlier enqueued event's failure in the audit log
-	if err == nil {
-		err = l.settled(false)
-	}
-	detail := map[string]any{"target": l.targetName, "statement": ev.Text, "duration_ms": ev.Duration.Milliseconds(), "rows": ev.Rows}
-	if ev.Error != "" {
-		detail["error"] = ev.SQLState + " " + ev.Error
-	}
-	if ev.Approved {
-		detail["approved"] = true
-	}
-	if ev.Masked > 0 {
-		detail["masked"] = ev.Masked
-	}
-	if recErr != nil {
-		detail["recording_error"] = recErr.Error()
-	}
-	// After a failure the statement ran (or was refused) all the same: its
-	// event is still written, and waited for, so the audit log keeps who
-	// ran what; then the tunnel ends.
-	e := audit.Event{Time: l.srv.Clock(), Type: audit.Query, Identity: l.prov, Session: l.sess.id, Source: l.sess.source,
-		Decision: ev.Result.Decision.String(), Rule: ev.Result.Rule, Detail: detail}
-	if err == nil && l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
-		l.inflight = append(l.inflight, l.async.Enqueue(e))
-	} else if aerr := l.srv.audit(e); err == nil {
-		err = aerr
-	}
-	if err != nil {
-		l.sess.cancel(errRecordingFailed)
-	}
-	return err
-}
-
-// settled returns the first failure among the enqueued events that have
-// an outcome, waiting for all of them if wait. Caller holds mu.
-func (l *tunnelLog) settled(wait bool) error {
-	for len(l.inflight) > 0 {
-		var err error
-		if wait {
-			err = <-l.inflight[0]
-		} else {
-			select {
-			case err = <-l.inflight[0]:
-			default:
-				return nil
-			}
-		}
-		l.inflight = l.inflight[1:]
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// finish waits for every enqueued event's outcome.
-func (l *tunnelLog) finish() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.settled(true)
-}
-
-// appendStatementLine appends the recording's log line for one tunnel
-// statement: the statement as psql echoes it, then a dim status line.
-func appendStatementLine(b []byte, target string, ev pgproxy.StatementEvent) []byte {
-	b = append(b, target...)
-	b = append(b, "=> "...)
-	for text := ev.Text; ; {
-		line, rest, more := strings.Cut(text, "\n")
-		b = append(b, line...)
-		if !more {
-			break
-		}
-		b = append(b, "\r\n   "...)
-		text = rest
-	}
-	b = append(b, "\r\n\x1b[2m   -- "...)
-	switch {
-	case ev.Refused:
-		b = append(b, "refused: "...)
-		b = append(b, ev.Result.Reason...)
-	case ev.Error != "":
-		b = append(b, "error "...)
-		b = append(b, ev.SQLState...)
-		b = append(b, ": "...)
-		b = append(b, ev.Error...)
-	default:
-		b = append(b, ev.Tag...)
-		b = append(b, ", "...)
-		b = strconv.AppendInt(b, ev.Rows, 10)
-		b = append(b, " rows, "...)
-		b = append(b, ev.Duration.Round(time.Microsecond).String()...)
-	}
-	b = append(b, " ["...)
-	b = append(b, ev.Result.Decision.String()...)
-	b = append(b, ' ')
-	b = append(b, ev.Result.Rule...)
-	return append(b, "]\x1b[0m\r\n"...)
+	life.close(code, err)
 }
 
 // asyncSink is an audit sink that can append without waiting for the

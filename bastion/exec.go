@@ -23,7 +23,7 @@ import (
 // stdin, and returning the command's exit status.
 func (sess *session) runExec() int {
 	s := sess.srv
-	cmd, err := sess.command_(sess.ctx, "-c", sess.command)
+	cmd, err := sess.shellCommand(sess.ctx, "-c", sess.command)
 	if err != nil {
 		s.Logger.Error("exec setup", "session", sess.id, "err", err)
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot run commands as the configured user: %v\n", err)
@@ -106,25 +106,12 @@ func (sess *session) runExec() int {
 // recording writers' final error: output that could not be recorded makes
 // the command's status ExitRecordingUnavailable.
 func (sess *session) finish(code int, flushErr error, start time.Time) int {
-	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
-		fmt.Fprintf(sess.ch.Stderr(), "%sbastion: session ended: %v%s", sess.nl(), cause, sess.nl())
-		code = causeCode(cause, code)
+	if c, ended := sess.ended(code); ended {
+		code = c
 	} else if flushErr != nil {
 		code = ExitRecordingUnavailable
 	}
 	sess.endCommand(code, sess.srv.Clock().Sub(start))
-	return code
-}
-
-// causeCode is the exit status of a session ended by cause, or code when
-// the cause has no status of its own.
-func causeCode(cause error, code int) int {
-	switch {
-	case errors.Is(cause, errRecordingFailed), errors.Is(cause, errStoreFailed):
-		return ExitRecordingUnavailable
-	case errors.Is(cause, errCertRevoked), errors.Is(cause, errCertExpired):
-		return ExitCertificate
-	}
 	return code
 }
 
@@ -135,8 +122,7 @@ func (sess *session) endCommand(code int, d time.Duration) {
 		sess.cancel(errRecordingFailed)
 	}
 	sess.indexCommandEnd(sess.cmdRef, code)
-	sess.srv.audit(audit.Event{Type: audit.CommandExit, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-		Detail: map[string]any{"exit": code, "duration_ms": d.Milliseconds()}})
+	sess.srv.audit(sess.event(audit.CommandExit, commandExited{Exit: code, Duration: d}))
 }
 
 func exitCode(cmd *exec.Cmd, err error) int {
@@ -167,13 +153,13 @@ func signalGroup(cmd *exec.Cmd, sig ssh.Signal) {
 	}
 }
 
-// command_ builds the shell process for this session: a scrubbed
+// shellCommand builds the shell process for this session: a scrubbed
 // environment, the configured directory, its own process group (killed
 // when the session ends), and, when bastion runs as root, the session's own
 // unprivileged uid (or the OS account exec.users maps the principal to),
 // with its own home and TMPDIR. The caller must call
 // sess.releaseAccount once the process is gone.
-func (sess *session) command_(ctx context.Context, args ...string) (*exec.Cmd, error) {
+func (sess *session) shellCommand(ctx context.Context, args ...string) (*exec.Cmd, error) {
 	cfg := sess.srv.cfg.Exec
 	cmd := exec.CommandContext(ctx, cfg.Shell, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -235,8 +235,8 @@ func (l *liveness) accept(ctx gliderssh.Context, c net.Conn) net.Conn {
 		// version exchange. One audit event per 10 s, counting the
 		// others, so a flood cannot flood the audit log too.
 		if note {
-			s.audit(audit.Event{Type: audit.AuthFailed, Source: lc.src, Detail: map[string]any{"reason": "too-many-unauthenticated",
-				"limit": s.cfg.Limits.MaxStartups, "refused": n}})
+			s.audit(connEvent(audit.AuthFailed, nil, lc.src, fields{"reason": "too-many-unauthenticated",
+				"limit": s.cfg.Limits.MaxStartups, "refused": n}))
 		}
 		s.Logger.Warn("refused a connection: too many unauthenticated connections", "source", lc.src, "limit", s.cfg.Limits.MaxStartups)
 		c.Close()
@@ -296,8 +296,8 @@ func (lc *liveConn) graceExpired() {
 	}
 	s := lc.l.srv
 	s.Logger.Info("closing a connection that did not authenticate in time", "source", lc.src, "grace", s.cfg.Limits.LoginGraceTime)
-	s.audit(audit.Event{Type: audit.AuthFailed, Source: lc.src, Detail: map[string]any{"reason": "login-grace-time",
-		"grace": s.cfg.Limits.LoginGraceTime.String()}})
+	s.audit(connEvent(audit.AuthFailed, nil, lc.src, fields{"reason": "login-grace-time",
+		"grace": s.cfg.Limits.LoginGraceTime.String()}))
 	lc.Close()
 }
 
@@ -328,8 +328,8 @@ func (lc *liveConn) end(cause error, reason string) {
 	for _, sess := range ended {
 		sess.cancel(cause)
 	}
-	s.audit(audit.Event{Type: eventConnClosed, Identity: provOf(id), Source: lc.src, Detail: map[string]any{
-		"reason": reason, "serial": fmt.Sprint(id.Serial), "sessions": len(ended), "valid_before": id.ValidBefore.UTC().Format(time.RFC3339)}})
+	s.audit(connEvent(eventConnClosed, id, lc.src, fields{
+		"reason": reason, "serial": fmt.Sprint(id.Serial), "sessions": len(ended), "valid_before": id.ValidBefore.UTC().Format(time.RFC3339)}))
 	time.AfterFunc(closeGrace, func() { lc.Close() })
 }
 

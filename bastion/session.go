@@ -13,7 +13,6 @@ import (
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/certs"
-	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/pty"
 	"github.com/bastion-dev/bastion/recordings"
 	gliderssh "github.com/gliderlabs/ssh"
@@ -56,13 +55,15 @@ type session struct {
 	kind     string // "exec" or "shell"
 	command  string // the exec command
 	rec      *recordings.Writer
-	recStart time.Time             // when the recording started, by the server's clock
-	pending  policy.Result         // the approve decision awaiting a human
-	cmdRef   recordings.CommandRef // the current command's recording entry
-	masked   string                // the current command, masked, as recorded
+	recStart time.Time // when the recording started, by the server's clock
+	// cmdRef is the recording entry of the command the gate decided last,
+	// whose end endCommand records. Only the session's own goroutine
+	// touches it: an exec's one command, or a shell's lines one by one
+	// (the line front checks a line only once the last one has exited).
+	cmdRef recordings.CommandRef
 	// shellOut is the shell's masked, recorded output (set by runShell).
 	shellOut io.Writer
-	// account is the session's own uid and home (command_ sets it when
+	// account is the session's own uid and home (shellCommand sets it when
 	// bastion runs as root); releaseAccount frees it.
 	account *account
 }
@@ -101,8 +102,7 @@ func (s *Server) handleSessionChannel(_ *gliderssh.Server, conn *ssh.ServerConn,
 		return
 	}
 	if err := s.live.admit(id); err != nil {
-		s.audit(audit.Event{Type: audit.ChannelRefused, Identity: provOf(id), Source: hostOf(conn.RemoteAddr()),
-			Detail: map[string]any{"channel": "session", "reason": err.Error()}})
+		s.audit(connEvent(audit.ChannelRefused, id, hostOf(conn.RemoteAddr()), channelRefused{Channel: "session", Reason: err.Error()}))
 		newChan.Reject(ssh.Prohibited, "bastion: "+err.Error())
 		return
 	}
@@ -183,8 +183,7 @@ func (sess *session) serveRequests(reqs <-chan *ssh.Request) {
 }
 
 func (sess *session) refuse(what, reason string) bool {
-	sess.srv.audit(audit.Event{Type: audit.RequestRefused, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source,
-		Detail: map[string]any{"request": what, "reason": reason}})
+	sess.srv.audit(sess.event(audit.RequestRefused, requestRefused{Request: what, Reason: reason}))
 	return false
 }
 

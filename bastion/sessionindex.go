@@ -67,7 +67,7 @@ func (sess *session) indexStart(h recordings.Header, started time.Time) error {
 	ctx, cancel := sess.storeCtx()
 	defer cancel()
 	if err := st.StartSession(ctx, row); err != nil {
-		sess.storeFailed("start session", err, nil)
+		sess.storeFailed(storeFailure{Op: "start session", Err: err})
 		return err
 	}
 	return nil
@@ -83,7 +83,7 @@ func (sess *session) indexCommand(ref recordings.CommandRef) error {
 	e, ok := sess.rec.Entry(ref)
 	if !ok {
 		err := fmt.Errorf("the recording has no command %d", ref.N)
-		sess.storeFailed("add command", err, map[string]any{"n": ref.N})
+		sess.storeFailed(storeFailure{Op: "add command", Err: err, N: &ref.N})
 		return err
 	}
 	ctx, cancel := sess.storeCtx()
@@ -91,7 +91,7 @@ func (sess *session) indexCommand(ref recordings.CommandRef) error {
 	err := st.AddCommand(ctx, store.Command{SessionID: sess.id, N: e.N, Offset: e.Offset, Line: e.Line, Cmd: e.Cmd,
 		Decision: e.Decision, Rule: e.Rule, Started: sess.recStart.Add(seconds(e.Offset)).UTC()})
 	if err != nil {
-		sess.storeFailed("add command", err, map[string]any{"n": e.N, "command": e.Cmd})
+		sess.storeFailed(storeFailure{Op: "add command", Err: err, N: &e.N, Command: e.Cmd})
 		return err
 	}
 	return nil
@@ -114,7 +114,7 @@ func (sess *session) indexCommandEnd(ref recordings.CommandRef, code int) {
 	ctx, cancel := sess.storeCtx()
 	defer cancel()
 	if err := st.EndCommand(ctx, sess.id, ref.N, code, dur); err != nil {
-		sess.storeFailed("end command", err, map[string]any{"n": ref.N, "exit": code})
+		sess.storeFailed(storeFailure{Op: "end command", Err: err, N: &ref.N, Exit: &code})
 		sess.cancel(errStoreFailed)
 	}
 }
@@ -129,32 +129,28 @@ func (sess *session) indexEnd(code int) {
 	ctx, cancel := sess.storeCtx()
 	defer cancel()
 	if err := st.EndSession(ctx, sess.id, sess.srv.Clock().UTC(), code); err != nil {
-		sess.storeFailed("end session", err, map[string]any{"exit": code})
+		sess.storeFailed(storeFailure{Op: "end session", Err: err, Exit: &code})
 	}
 	// The seal, kept apart from the recording: found later without it, the
 	// recording was cut, not ended abnormally (recordings.VerifySession).
 	if seal, ok := sess.rec.Sealed(); ok {
 		err := st.SealRecording(ctx, store.RecordingSeal{SessionID: sess.id, Lines: seal.Lines, SHA256: seal.SHA256, Sealed: sess.srv.Clock().UTC()})
 		if err != nil {
-			sess.storeFailed("seal recording", err, nil)
+			sess.storeFailed(storeFailure{Op: "seal recording", Err: err})
 		}
 	}
 }
 
 // storeFailed remembers the first failed store write of the session (no
 // command is decided after it), logs it and audits it.
-func (sess *session) storeFailed(op string, err error, detail map[string]any) {
+func (sess *session) storeFailed(f storeFailure) {
 	sess.mu.Lock()
 	if sess.storeErr == nil {
-		sess.storeErr = err
+		sess.storeErr = f.Err
 	}
 	sess.mu.Unlock()
-	sess.srv.Logger.Error("session store write failed", "session", sess.id, "op", op, "err", err)
-	d := map[string]any{"op": op, "error": err.Error()}
-	for k, v := range detail {
-		d[k] = v
-	}
-	sess.srv.audit(audit.Event{Type: audit.StoreFailed, Identity: provOf(sess.ident), Session: sess.id, Source: sess.source, Detail: d})
+	sess.srv.Logger.Error("session store write failed", "session", sess.id, "op", f.Op, "err", f.Err)
+	sess.srv.audit(sess.event(audit.StoreFailed, f))
 }
 
 // storeBroken reports whether a store write of this session has failed.

@@ -2,12 +2,10 @@ package bastion
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 
-	"github.com/bastion-dev/bastion/policy"
 	"github.com/bastion-dev/bastion/pty"
 )
 
@@ -17,7 +15,7 @@ import (
 // without a client PTY gets one too; the client just sees no echo control.
 func (sess *session) runShell() int {
 	s := sess.srv
-	cmd, err := sess.command_(sess.ctx, "--noprofile", "--norc")
+	cmd, err := sess.shellCommand(sess.ctx, "--noprofile", "--norc")
 	if err != nil {
 		s.Logger.Error("shell setup", "session", sess.id, "err", err)
 		fmt.Fprintf(sess.ch.Stderr(), "bastion: cannot start a shell as the configured user: %v\r\n", err)
@@ -64,41 +62,19 @@ func (sess *session) runShell() int {
 	sess.mu.Lock()
 	sess.resize = nil
 	sess.mu.Unlock()
-	if cause := context.Cause(sess.ctx); cause != nil && sess.ctx.Err() != nil {
-		fmt.Fprintf(sess.ch.Stderr(), "\r\nbastion: session ended: %v\r\n", cause)
-		if c := causeCode(cause, -1); c != -1 {
-			return c
-		}
-	}
 	if err != nil {
 		s.Logger.Error("shell", "session", sess.id, "err", err)
-		return ExitInternal
+		code = ExitInternal
 	}
+	code, _ = sess.ended(code)
 	return code
 }
 
-// checkLine is the line front's check: the same decision, recording and
-// audit as an exec command.
+// checkLine is the line front's check: the gate, as for an exec command.
+// The waiting line and the outcome of a hold go straight to the terminal:
+// the agent must see them while the prompt waits. Ctrl-C cancels ctx and
+// so the request.
 func (sess *session) checkLine(ctx context.Context, input string) pty.Verdict {
-	res, err := sess.decide(input)
-	if errors.Is(err, errStoreFailed) {
-		return pty.Verdict{Message: sess.storeRefusalText()}
-	}
-	if err != nil {
-		return pty.Verdict{Message: sess.refusalText("recording-unavailable", "the command could not be recorded, so it did not run", "retry later", policy.Result{Rule: "recording"})}
-	}
-	switch res.Decision {
-	case policy.Deny:
-		return pty.Verdict{Message: sess.refusalText("denied", res.Reason, res.Hint, res)}
-	case policy.Approve:
-		// The waiting line and the outcome go straight to the terminal:
-		// the agent must see them while the prompt waits. Ctrl-C cancels
-		// ctx and so the request.
-		out, code := sess.hold(ctx, input, sess.masked, res, sess.shellParts(input), func(s string) { io.WriteString(sess.shellOut, s) })
-		if out != holdRun {
-			sess.endCommand(code, 0)
-			return pty.Verdict{}
-		}
-	}
-	return pty.Verdict{Run: true}
+	v := sess.gate(ctx, input, func(s string) { io.WriteString(sess.shellOut, s) })
+	return pty.Verdict{Run: v.run, Message: v.refusal}
 }
