@@ -33,6 +33,22 @@ type window struct{ cols, rows int }
 // recording and its one command or shell. Its context is cancelled with a
 // cause when the client goes away, the server shuts down or the recording
 // fails.
+//
+// Lifetimes: the channel's goroutine (handleSessionChannel) owns the
+// session; serveRequests starts the one goroutine that runs the command or
+// shell and waits for it before returning, and Server.wg counts sessions
+// for Shutdown. A database session (a tunnel) is owned the same way by its
+// channel's goroutine, or by its socket's (dbsocket.go), which the parent
+// session waits for.
+//
+// Lock order: none of Server.mu, session.mu, liveness.mu and liveConn.mu
+// is ever held while another is taken: each guards its own fields, and a
+// hook read under one (resize, signal) is called after it is released.
+// The recording has two locks, always in this order: the session's
+// recording mutex (recMu of a shell or an exec PTY, tunnelLog.mu of a
+// tunnel), which keeps one session's output, input and resize events in
+// order, then the recordings.Writer's own, which its methods take. No
+// recording lock is held while writing to the agent.
 type session struct {
 	srv    *Server
 	id     string
