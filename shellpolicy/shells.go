@@ -118,7 +118,7 @@ func (a *analyzer) source(env *cmdEnv, n string, argv []field) {
 }
 
 // flock [options] FILE COMMAND... or flock [options] FILE -c CODE.
-func (a *analyzer) flock(env *cmdEnv, argv []field) []field {
+func (a *analyzer) flock(env *cmdEnv, _ string, argv []field) ([]field, bool) {
 	var code *field
 	fn := func(opt string, v *field) {
 		if opt == "-c" || opt == "--command" {
@@ -127,17 +127,17 @@ func (a *analyzer) flock(env *cmdEnv, argv []field) []field {
 	}
 	i, _ := flockFlags.parse(argv, 1, fn)
 	if i >= len(argv) || isDigits(argv[i].s) && i == len(argv)-1 {
-		return nil
+		return nil, true
 	}
 	j, _ := flockFlags.parse(argv, i+1, fn) // options may follow the lock file
 	if code != nil {
 		a.nestedField(env, *code, "flock -c", nil)
-		return nil
+		return nil, true
 	}
 	if j >= len(argv) {
-		return nil
+		return nil, true
 	}
-	return argv[j:]
+	return argv[j:], true
 }
 
 // stdinArgs is what xargs and parallel append from their standard input.
@@ -159,7 +159,7 @@ func stdinArgs(in *stream) []field {
 
 // xargs [options] COMMAND ARGS...: the command gets its standard input as
 // more arguments.
-func (a *analyzer) xargs(env *cmdEnv, argv []field) {
+func (a *analyzer) xargs(env *cmdEnv, _ string, argv []field) {
 	repl := ""
 	fromFile := false
 	i, _ := xargsFlags.parse(argv, 1, func(opt string, v *field) {
@@ -222,7 +222,7 @@ func replaceArg(cmd []field, repl string, v field) []field {
 
 // parallel [options] COMMAND ::: ARGS: each argument runs the command.
 // Its options are many; every word before ::: may start the command.
-func (a *analyzer) parallel(env *cmdEnv, argv []field) {
+func (a *analyzer) parallel(env *cmdEnv, _ string, argv []field) {
 	end := len(argv)
 	var values []field
 	for i, f := range argv {
@@ -273,7 +273,7 @@ func hasArg(args []field, s string) bool {
 }
 
 // ssh [options] HOST [COMMAND...]: the command runs in the remote shell.
-func (a *analyzer) ssh(env *cmdEnv, argv []field) {
+func (a *analyzer) ssh(env *cmdEnv, _ string, argv []field) {
 	none := false
 	fn := func(opt string, v *field) {
 		switch opt {

@@ -6,77 +6,324 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 )
 
-// flagSpec describes a command's options, for finding where the command it
-// wraps begins.
-type flagSpec struct {
-	short    string   // short options without a value
-	shortArg string   // short options with a value (-u root, -uroot)
-	long     []string // long options without a value
-	longArg  []string // long options with a value (--user root, --user=root)
+// wrapFunc unwraps command n, whose argv[0] is the name as written. It
+// analyses the code the command runs itself (bash -c CODE, ssh host CMD,
+// xargs fed by a pipe) and returns next, the command it runs in turn
+// (sudo CMD..., timeout 5 CMD...), which command analyses as the next
+// layer. handled is true when n needs no check (commands.go) of its own;
+// the policy's rules still match it at every layer.
+type wrapFunc func(a *analyzer, env *cmdEnv, n string, argv []field) (next []field, handled bool)
+
+// wrappers are the programs that run other code, by name: wrappers (sudo,
+// env, timeout, xargs), shells and the builtins that run code (bash -c,
+// eval, source, trap), remote and container shells (ssh, kubectl exec,
+// docker run). A name with no entry may still be an interpreter or an SQL
+// client (see runsCode). The table is filled in init because its entries
+// call back into the analyzer, which reads the table.
+var wrappers map[string]wrapFunc
+
+func init() {
+	wrappers = map[string]wrapFunc{
+		// run as another user
+		"sudo":     (*analyzer).sudo,
+		"doas":     (*analyzer).sudo,
+		"sudoedit": (*analyzer).sudoedit,
+		"su":       consumes((*analyzer).su),
+		"runuser":  consumes((*analyzer).su),
+		"chroot":   (*analyzer).chroot,
+		"sg":       consumes((*analyzer).groupShell),
+		"capsh":    consumes((*analyzer).groupShell),
+
+		// run COMMAND... after their options
+		"env":     (*analyzer).env,
+		"command": (*analyzer).commandBuiltin,
+		"builtin": (*analyzer).commandBuiltin,
+		"exec":    skipFlags(execFlags, 0),
+		"nice":    (*analyzer).nice,
+		"ionice":  unlessOpt(skipFlags(ioniceFlags, 0), "-p", "-P", "-u", "--pid", "--pgid", "--uid"),
+		"nohup":   nohup,
+		"busybox": nohup,
+		"timeout": skipFlags(timeoutFlags, 1), // after the duration
+		"time":    skipFlags(timeFlags, 0),
+		"stdbuf":  skipFlags(stdbufFlags, 0),
+		"setsid":  skipFlags(setsidFlags, 0),
+		"taskset": unlessOpt(skipFlags(tasksetFlags, 1), "-p", "--pid"), // after the mask
+		"chrt":    unlessOpt(skipFlags(chrtFlags, 1), "-p", "--pid"),    // after the priority
+		"strace":  skipFlags(straceFlags, 0),
+		"ltrace":  skipFlags(straceFlags, 0),
+		"flock":   (*analyzer).flock,
+		"watch":   (*analyzer).watch,
+		"ip":      ipNetnsExec,
+
+		// run commands they build from their input or arguments
+		"xargs":    consumes((*analyzer).xargs),
+		"parallel": consumes((*analyzer).parallel),
+		"sem":      consumes((*analyzer).parallel),
+
+		// run shell code
+		"script":    (*analyzer).script,
+		"tmux":      consumes((*analyzer).tmux),
+		"run-parts": (*analyzer).runParts,
+		"eval":      (*analyzer).eval,
+		"source":    consumes((*analyzer).source),
+		".":         consumes((*analyzer).source),
+		"trap":      (*analyzer).trap,
+		"alias":     (*analyzer).alias,
+
+		// run commands elsewhere
+		"ssh":     consumes((*analyzer).ssh),
+		"kubectl": (*analyzer).kubectlExec,
+		"oc":      (*analyzer).kubectlExec,
+		"docker":  (*analyzer).containerCmd,
+		"podman":  (*analyzer).containerCmd,
+		"nerdctl": (*analyzer).containerCmd,
+	}
+	for n := range scanWrappers {
+		addWrapper(n, (*analyzer).scanWrapper)
+	}
+	for n := range shellNames {
+		addWrapper(n, consumes((*analyzer).shell))
+	}
 }
 
-// parse reads options from argv[i] and returns the index of the first
-// operand. fn sees each option and its value (nil for none). unknown is
-// true when an option is not in the spec: then whether it takes a value is
-// a guess.
-func (fs *flagSpec) parse(argv []field, i int, fn func(opt string, v *field)) (next int, unknown bool) {
-	for i < len(argv) {
-		f := &argv[i]
-		s := f.s
-		if s == "--" {
-			return i + 1, unknown
-		}
-		if len(s) < 2 || s[0] != '-' || f.unknown() {
-			return i, unknown
-		}
-		if strings.HasPrefix(s, "--") {
-			name, v, hasV := strings.Cut(s, "=")
-			switch {
-			case contains(fs.longArg, name) && hasV:
-				vf := suffixField(*f, name+"=")
-				fn(name, &vf)
-			case contains(fs.longArg, name) && i+1 < len(argv):
-				i++
-				fn(name, &argv[i])
-			default:
-				unknown = unknown || !contains(fs.long, name) && !contains(fs.longArg, name)
-				_ = v
-				fn(name, nil)
-			}
-			i++
-			continue
-		}
-		for j := 1; j < len(s); j++ {
-			c := s[j]
-			if strings.IndexByte(fs.shortArg, c) >= 0 {
-				if j+1 < len(s) {
-					vf := suffixField(*f, s[:j+1])
-					fn("-"+string(c), &vf)
-				} else if i+1 < len(argv) {
-					i++
-					fn("-"+string(c), &argv[i])
-				}
-				break
-			}
-			unknown = unknown || strings.IndexByte(fs.short, c) < 0
-			fn("-"+string(c), nil)
-		}
-		i++
+// addWrapper adds an entry for n unless n has one.
+func addWrapper(n string, w wrapFunc) {
+	if _, ok := wrappers[n]; !ok {
+		wrappers[n] = w
 	}
-	return i, unknown
 }
 
-// suffixField is f without its first len(prefix) bytes (a value attached to
-// an option: --user=root, -uroot, of=/dev/sda).
-func suffixField(f field, prefix string) field {
-	out := f
-	out.s = f.s[len(prefix):]
-	out.disp = strings.TrimPrefix(f.disp, prefix)
-	if f.glob {
-		out.pat = strings.TrimPrefix(f.pat, escapeGlob(prefix))
+// unwrap handles wrappers, shells and builtins that run other code. next is
+// the wrapped command to analyse next; handled means n was dealt with here.
+func (a *analyzer) unwrap(env *cmdEnv, n string, argv []field) (next []field, handled bool) {
+	if w := wrappers[n]; w != nil {
+		return w(a, env, n, argv)
 	}
-	out.proc = nil
-	return out
+	return a.runsCode(env, n, argv)
+}
+
+// runsCode handles a command that is no wrapper but may run code given to
+// it: an interpreter (python -c, awk) or an SQL client (psql -c).
+func (a *analyzer) runsCode(env *cmdEnv, n string, argv []field) ([]field, bool) {
+	return nil, a.interpreter(env, n, argv) || a.sqlClient(env, n, argv)
+}
+
+// consumes makes a wrapFunc of an analysis that takes the whole command
+// (xargs, ssh, bash): nothing is left to analyse as a next layer.
+func consumes(f func(a *analyzer, env *cmdEnv, n string, argv []field)) wrapFunc {
+	return func(a *analyzer, env *cmdEnv, n string, argv []field) ([]field, bool) {
+		f(a, env, n, argv)
+		return nil, true
+	}
+}
+
+// skipFlags unwraps a wrapper whose command follows its options (spec) and
+// skip operands: exec CMD, timeout DURATION CMD, taskset MASK CMD.
+func skipFlags(spec *flagSpec, skip int) wrapFunc {
+	return func(a *analyzer, env *cmdEnv, _ string, argv []field) ([]field, bool) {
+		rest := a.afterFlags(env, argv, spec)
+		if len(rest) <= skip {
+			return nil, true
+		}
+		return rest[skip:], true
+	}
+}
+
+// unlessOpt is w, except that given one of opts the wrapper acts on a
+// running process and runs nothing (ionice -p PID, taskset -p MASK PID).
+func unlessOpt(w wrapFunc, opts ...string) wrapFunc {
+	return func(a *analyzer, env *cmdEnv, n string, argv []field) ([]field, bool) {
+		if hasOpt(argv[1:], opts...) {
+			return nil, true
+		}
+		return w(a, env, n, argv)
+	}
+}
+
+// afterFlags returns what follows a wrapper's options (spec), nil when
+// nothing does. An option spec does not know may have taken the next word
+// as its value, so what follows that word is analysed as a command too.
+func (a *analyzer) afterFlags(env *cmdEnv, argv []field, spec *flagSpec) []field {
+	i, unk := spec.parse(argv, 1, func(string, *field) {})
+	if unk && i+1 < len(argv) {
+		a.command(env, argv[i+1:]) // the unknown option may have taken a value
+	}
+	if i >= len(argv) {
+		return nil
+	}
+	return argv[i:]
+}
+
+// sudo unwraps sudo and doas: the command runs as root. Without one, -i
+// and -s open a root shell; -e edits its operands as root.
+func (a *analyzer) sudo(env *cmdEnv, n string, argv []field) ([]field, bool) {
+	env.root = true
+	spec, shell, edit := sudoFlags, false, false
+	if n == "doas" {
+		spec = doasFlags
+	}
+	i, unk := spec.parse(argv, 1, func(opt string, v *field) {
+		switch opt {
+		case "-i", "-s", "--login", "--shell":
+			shell = true
+		case "-e", "--edit":
+			edit = true
+		case "-D", "--chdir":
+			a.chdir(env, v)
+		}
+	})
+	if unk && i+1 < len(argv) {
+		a.command(env, argv[i+1:])
+	}
+	switch {
+	case edit:
+		for _, f := range argv[i:] {
+			a.writeTarget(env.sc, env.fr, f, true)
+		}
+	case i < len(argv):
+		return argv[i:], true
+	case shell:
+		a.hit(env.fr, ruleRootShell, n+" "+strings.Join(display(argv[1:]), " "))
+	}
+	return nil, true
+}
+
+// sudoedit writes its operands as root.
+func (a *analyzer) sudoedit(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	for _, f := range operands(argv[1:], "ugCpDhr") {
+		a.writeTarget(env.sc, env.fr, f, true)
+	}
+	return nil, true
+}
+
+// chroot runs its command as root in another root directory; without a
+// command, a root shell.
+func (a *analyzer) chroot(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	env.root = true
+	rest := a.afterFlags(env, argv, chrootFlags)
+	if len(rest) < 2 {
+		a.hit(env.fr, ruleRootShell, "chroot")
+		return nil, true
+	}
+	return rest[1:], true // after the directory
+}
+
+// commandBuiltin unwraps command and builtin, which skip shell functions;
+// command -v and -V only look the name up.
+func (a *analyzer) commandBuiltin(env *cmdEnv, n string, argv []field) ([]field, bool) {
+	env.noFunc = true
+	if n == "command" && len(argv) > 1 && hasOpt(argv[1:2], "-v", "-V") {
+		return nil, true
+	}
+	return a.afterFlags(env, argv, commandFlags), true
+}
+
+// nice unwraps nice -N CMD and nice [-n N] CMD.
+func (a *analyzer) nice(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	if len(argv) > 1 && len(argv[1].s) > 1 && argv[1].s[0] == '-' && isDigits(strings.TrimLeft(argv[1].s, "-")) {
+		if len(argv) > 2 {
+			return argv[2:], true
+		}
+		return nil, true
+	}
+	return a.afterFlags(env, argv, niceFlags), true
+}
+
+// nohup unwraps nohup CMD and busybox APPLET: an option instead means
+// nothing runs (nohup --help, busybox --list).
+func nohup(_ *analyzer, _ *cmdEnv, _ string, argv []field) ([]field, bool) {
+	if len(argv) > 1 && strings.HasPrefix(argv[1].s, "-") {
+		return nil, true
+	}
+	return argv[1:], true
+}
+
+// ipNetnsExec unwraps ip netns exec NAME COMMAND... (ip -n NAME exec);
+// other ip commands are not wrappers.
+func ipNetnsExec(a *analyzer, env *cmdEnv, n string, argv []field) ([]field, bool) {
+	if len(argv) > 3 && (argv[1].s == "netns" || argv[1].s == "-n") && argv[2].s == "exec" {
+		return argv[4:], true
+	}
+	return a.runsCode(env, n, argv)
+}
+
+// watch runs its arguments joined as shell code, or with -x as a command.
+func (a *analyzer) watch(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	var exec bool
+	i, _ := watchFlags.parse(argv, 1, func(opt string, _ *field) {
+		exec = exec || opt == "-x" || opt == "--exec"
+	})
+	if i >= len(argv) {
+		return nil, true
+	}
+	if exec {
+		return argv[i:], true
+	}
+	a.nestedArgs(env, argv[i:], "watch")
+	return nil, true
+}
+
+// script -c CODE runs shell code.
+func (a *analyzer) script(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	var code *field
+	scriptFlags.parse(argv, 1, func(opt string, v *field) {
+		if opt == "-c" || opt == "--command" {
+			code = v
+		}
+	})
+	if code != nil {
+		a.nestedField(env, *code, "script -c", nil)
+	}
+	return nil, true
+}
+
+// runParts runs every script in a directory: what they hold is not known.
+func (a *analyzer) runParts(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	a.hit(env.fr, ruleOpaqueScript, strings.Join(display(argv), " "))
+	return nil, true
+}
+
+// scanWrapper handles the scanWrappers: the first few operands may each
+// start the command.
+func (a *analyzer) scanWrapper(env *cmdEnv, n string, argv []field) ([]field, bool) {
+	env.root = env.root || rootWrappers[n]
+	k := 0
+	for i := 1; i < len(argv) && k < 4; i++ {
+		if !strings.HasPrefix(argv[i].s, "-") {
+			a.command(env, argv[i:])
+			k++
+		}
+	}
+	if k == 0 && n == "pkexec" {
+		a.hit(env.fr, ruleRootShell, n) // with no command, a root shell
+	}
+	return nil, true
+}
+
+// eval runs its arguments joined as shell code.
+func (a *analyzer) eval(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	a.nestedArgs(env, argv[1:], "eval")
+	return nil, true
+}
+
+// trap CODE SIGNAL... runs CODE later: it is judged now. The trap itself
+// is not a finding unless its code is.
+func (a *analyzer) trap(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	if len(argv) > 2 && !strings.HasPrefix(argv[1].s, "-") {
+		a.nestedField(env.noStdin(), argv[1], "trap", nil)
+		env.fr.show = len(env.fr.hits) > 0
+	}
+	return nil, true
+}
+
+// alias NAME=CODE: the code runs wherever the name is used later.
+func (a *analyzer) alias(env *cmdEnv, _ string, argv []field) ([]field, bool) {
+	for _, f := range argv[1:] {
+		if name, _, ok := strings.Cut(f.s, "="); ok {
+			a.nestedField(env.noStdin(), suffixField(f, name+"="), "alias "+name, nil)
+		}
+	}
+	return nil, true
 }
 
 var (
@@ -137,218 +384,6 @@ var (
 	rootWrappers = map[string]bool{"pkexec": true, "gosu": true, "su-exec": true, "setpriv": true, "schroot": true}
 )
 
-// unwrap handles wrappers, shells and builtins that run other code. next is
-// the wrapped command to analyse next; handled means n was dealt with here.
-func (a *analyzer) unwrap(env *cmdEnv, n string, argv []field) (next []field, handled bool) {
-	fr := env.fr
-	simple := func(fs *flagSpec) []field {
-		i, unk := fs.parse(argv, 1, func(string, *field) {})
-		if unk && i+1 < len(argv) {
-			a.command(env, argv[i+1:]) // the unknown option may have taken a value
-		}
-		if i >= len(argv) {
-			return nil
-		}
-		return argv[i:]
-	}
-	switch {
-	case n == "sudo" || n == "doas":
-		env.root = true
-		spec, shell, none := sudoFlags, false, false
-		if n == "doas" {
-			spec = doasFlags
-		}
-		var edit bool
-		i, unk := spec.parse(argv, 1, func(opt string, v *field) {
-			switch opt {
-			case "-i", "-s", "--login", "--shell":
-				shell = true
-			case "-e", "--edit":
-				edit = true
-			case "-l", "--list", "-v", "--validate", "-k", "-K", "--remove-timestamp", "--reset-timestamp", "-V", "--version", "-h", "--help", "-L":
-				none = true
-			case "-D", "--chdir":
-				a.chdir(env, v)
-			}
-		})
-		if unk && i+1 < len(argv) {
-			a.command(env, argv[i+1:])
-		}
-		switch {
-		case edit:
-			for _, f := range argv[i:] {
-				a.writeTarget(env.sc, fr, f, true)
-			}
-		case i < len(argv):
-			return argv[i:], true
-		case shell:
-			a.hit(fr, ruleRootShell, n+" "+strings.Join(display(argv[1:]), " "))
-		case !none && n == "doas":
-		}
-		return nil, true
-	case n == "sudoedit":
-		for _, f := range operands(argv[1:], "ugCpDhr") {
-			a.writeTarget(env.sc, fr, f, true)
-		}
-		return nil, true
-	case n == "su" || n == "runuser":
-		a.su(env, n, argv)
-		return nil, true
-	case n == "env":
-		return a.env(env, argv), true
-	case n == "command" || n == "builtin":
-		env.noFunc = true
-		if n == "command" && len(argv) > 1 && hasOpt(argv[1:2], "-v", "-V") {
-			return nil, true
-		}
-		return simple(commandFlags), true
-	case n == "exec":
-		return simple(execFlags), true
-	case n == "nice":
-		if len(argv) > 1 && len(argv[1].s) > 1 && argv[1].s[0] == '-' && isDigits(strings.TrimLeft(argv[1].s, "-")) {
-			if len(argv) > 2 {
-				return argv[2:], true
-			}
-			return nil, true
-		}
-		return simple(niceFlags), true
-	case n == "ionice":
-		if hasOpt(argv[1:], "-p", "-P", "-u", "--pid", "--pgid", "--uid") {
-			return nil, true
-		}
-		return simple(ioniceFlags), true
-	case n == "nohup" || n == "busybox":
-		if len(argv) > 1 && strings.HasPrefix(argv[1].s, "-") {
-			return nil, true
-		}
-		return argv[1:], true
-	case n == "timeout":
-		rest := simple(timeoutFlags)
-		if len(rest) < 2 {
-			return nil, true
-		}
-		return rest[1:], true
-	case n == "time":
-		return simple(timeFlags), true
-	case n == "stdbuf":
-		return simple(stdbufFlags), true
-	case n == "setsid":
-		return simple(setsidFlags), true
-	case n == "taskset" || n == "chrt":
-		if hasOpt(argv[1:], "-p", "--pid") {
-			return nil, true
-		}
-		spec := tasksetFlags
-		if n == "chrt" {
-			spec = chrtFlags
-		}
-		if rest := simple(spec); len(rest) > 1 {
-			return rest[1:], true // after the mask or priority
-		}
-		return nil, true
-	case n == "flock":
-		return a.flock(env, argv), true
-	case n == "watch":
-		var exec bool
-		i, _ := watchFlags.parse(argv, 1, func(opt string, _ *field) {
-			exec = exec || opt == "-x" || opt == "--exec"
-		})
-		if i >= len(argv) {
-			return nil, true
-		}
-		if exec {
-			return argv[i:], true
-		}
-		a.nestedArgs(env, argv[i:], "watch")
-		return nil, true
-	case n == "xargs":
-		a.xargs(env, argv)
-		return nil, true
-	case n == "parallel" || n == "sem":
-		a.parallel(env, argv)
-		return nil, true
-	case n == "chroot":
-		env.root = true
-		rest := simple(chrootFlags)
-		if len(rest) < 2 {
-			a.hit(fr, ruleRootShell, "chroot")
-			return nil, true
-		}
-		return rest[1:], true
-	case n == "strace" || n == "ltrace":
-		return simple(straceFlags), true
-	case n == "script":
-		var code *field
-		scriptFlags.parse(argv, 1, func(opt string, v *field) {
-			if opt == "-c" || opt == "--command" {
-				code = v
-			}
-		})
-		if code != nil {
-			a.nestedField(env, *code, "script -c", nil)
-		}
-		return nil, true
-	case n == "ssh":
-		a.ssh(env, argv)
-		return nil, true
-	case (n == "kubectl" || n == "oc") && hasWord(argv, "exec"):
-		return a.kubectlExec(env, argv), true
-	case (n == "docker" || n == "podman" || n == "nerdctl") && len(argv) > 1 && (argv[1].s == "exec" || argv[1].s == "run" ||
-		len(argv) > 2 && argv[1].s == "container" && (argv[2].s == "exec" || argv[2].s == "run")):
-		return a.containerCmd(env, argv), false
-	case n == "ip" && len(argv) > 3 && (argv[1].s == "netns" || argv[1].s == "-n") && argv[2].s == "exec":
-		return argv[4:], true // ip netns exec NAME COMMAND...
-	case n == "sg" || n == "capsh":
-		a.groupShell(env, n, argv)
-		return nil, true
-	case n == "tmux":
-		a.tmux(env, argv)
-		return nil, true
-	case n == "run-parts":
-		a.hit(fr, ruleOpaqueScript, strings.Join(display(argv), " "))
-		return nil, true
-	case scanWrappers[n]:
-		env.root = env.root || rootWrappers[n]
-		k := 0
-		for i := 1; i < len(argv) && k < 4; i++ {
-			if !strings.HasPrefix(argv[i].s, "-") {
-				a.command(env, argv[i:])
-				k++
-			}
-		}
-		if k == 0 && n == "pkexec" {
-			a.hit(fr, ruleRootShell, n) // with no command, a root shell
-		}
-		return nil, true
-	case shellNames[n] || strings.HasSuffix(n, "sh") && shellNames[strings.TrimSuffix(n, ".exe")]:
-		a.shell(env, n, argv)
-		return nil, true
-	case n == "eval":
-		a.nestedArgs(env, argv[1:], "eval")
-		return nil, true
-	case n == "source" || n == ".":
-		a.source(env, n, argv)
-		return nil, true
-	case n == "trap":
-		if len(argv) > 2 && !strings.HasPrefix(argv[1].s, "-") {
-			a.nestedField(env.noStdin(), argv[1], "trap", nil)
-			fr.show = len(fr.hits) > 0
-		}
-		return nil, true
-	case n == "alias":
-		for _, f := range argv[1:] {
-			if name, _, ok := strings.Cut(f.s, "="); ok {
-				a.nestedField(env.noStdin(), suffixField(f, name+"="), "alias "+name, nil)
-			}
-		}
-		return nil, true
-	}
-	if a.interpreter(env, n, argv) || a.sqlClient(env, n, argv) {
-		return nil, true
-	}
-	return nil, false
-}
-
 // groupShell handles sg GROUP -c CODE (or sg GROUP COMMAND...) and capsh,
 // which hands what follows -- to bash.
 func (a *analyzer) groupShell(env *cmdEnv, n string, argv []field) {
@@ -377,7 +412,7 @@ var tmuxCode = map[string]bool{"new": true, "new-session": true, "new-window": t
 
 // tmux analyses the shell commands tmux starts (new-session 'cmd',
 // run-shell 'cmd') and the keys send-keys types into a shell.
-func (a *analyzer) tmux(env *cmdEnv, argv []field) {
+func (a *analyzer) tmux(env *cmdEnv, _ string, argv []field) {
 	sub := -1
 	for i := 1; i < len(argv); i++ {
 		if tmuxCode[argv[i].s] {
@@ -431,95 +466,6 @@ func (a *analyzer) nestedArgs(env *cmdEnv, args []field, what string) {
 	a.nestedField(env, field{s: strings.Join(parts, " "), disp: strings.Join(display(args), " "), dyn: dyn}, what, nil)
 }
 
-var (
-	kubectlExecFlags = &flagSpec{short: "itq", shortArg: "cn", long: []string{"--stdin", "--tty", "--quiet"},
-		longArg: []string{"--container", "--namespace", "--context", "--kubeconfig", "--cluster", "--user", "--pod-running-timeout", "--filename", "--server", "--token", "-f"}}
-	dockerExecFlags = &flagSpec{short: "ditP", shortArg: "euwahlmpv",
-		long: []string{"--detach", "--interactive", "--tty", "--privileged", "--rm", "--init", "--read-only", "--publish-all", "--quiet", "--no-healthcheck", "--oom-kill-disable", "--sig-proxy"},
-		longArg: []string{"--env", "--env-file", "--user", "--workdir", "--detach-keys", "--name", "--network", "--net", "--volume",
-			"--mount", "--publish", "--entrypoint", "--hostname", "--label", "--label-file", "--memory", "--cpus", "--restart",
-			"--platform", "--pull", "--runtime", "--security-opt", "--shm-size", "--tmpfs", "--ulimit", "--volumes-from", "--device",
-			"--dns", "--add-host", "--cap-add", "--cap-drop", "--group-add", "--ipc", "--pid", "--gpus", "--log-driver",
-			"--log-opt", "--stop-signal", "--stop-timeout", "--userns", "--cgroupns", "--attach", "--cidfile", "--expose",
-			"--health-cmd", "--link", "--network-alias", "--sysctl", "--ulimit", "--uts", "--memory-swap", "--cpu-shares",
-			"--cpuset-cpus", "--pids-limit", "--storage-opt", "--ip", "--ip6", "--mac-address", "--isolation", "--cgroup-parent"}}
-)
-
-func hasWord(argv []field, w string) bool {
-	for _, f := range argv[1:] {
-		if f.s == w {
-			return true
-		}
-	}
-	return false
-}
-
-// kubectlExec analyses kubectl exec POD -- COMMAND: the command runs in a
-// container, which bastion protects like a host it reaches with ssh.
-func (a *analyzer) kubectlExec(env *cmdEnv, argv []field) []field {
-	dash := -1
-	for i, f := range argv {
-		if f.s == "--" {
-			dash = i
-			break
-		}
-	}
-	if dash < 0 || dash+1 >= len(argv) {
-		return nil
-	}
-	inner := argv[dash+1:]
-	if isBareShell(inner) {
-		a.hit(env.fr, ruleRemoteShell, strings.Join(display(argv[:dash]), " "))
-		return nil
-	}
-	return inner
-}
-
-// containerCmd analyses docker exec CONTAINER COMMAND... and docker run
-// IMAGE [COMMAND...]: the command is analysed as if it ran here. It
-// returns nil, and docker itself is then judged by the policy's rules.
-func (a *analyzer) containerCmd(env *cmdEnv, argv []field) []field {
-	start := 2
-	if argv[1].s == "container" {
-		start = 3
-	}
-	run := argv[start-1].s == "run"
-	i, unk := dockerExecFlags.parse(argv, start, func(string, *field) {})
-	if i+1 >= len(argv) {
-		return nil
-	}
-	inner := argv[i+1:]
-	sub := *env
-	sub.fr = &frame{pos: env.fr.pos}
-	if isBareShell(inner) {
-		if !run || hasOpt(argv[start:i], "-i", "-t", "--interactive", "--tty") {
-			a.hit(env.fr, ruleRemoteShell, strings.Join(display(argv[:i+1]), " "))
-		}
-		return nil
-	}
-	if unk && i+2 < len(argv) {
-		a.command(&sub, argv[i+2:]) // the unknown option may have taken a value
-	}
-	a.command(&sub, inner)
-	a.endFrame(sub.fr)
-	return nil
-}
-
-// isBareShell reports a shell started without code to run: an interactive
-// shell in a container or on a host.
-func isBareShell(argv []field) bool {
-	n, _ := commandName(argv[0].s)
-	if !shellNames[n] {
-		return false
-	}
-	for _, f := range argv[1:] {
-		if !strings.HasPrefix(f.s, "-") || strings.Contains(f.s, "c") && !strings.HasPrefix(f.s, "--") {
-			return false
-		}
-	}
-	return true
-}
-
 func (a *analyzer) chdir(env *cmdEnv, v *field) {
 	if v == nil {
 		return
@@ -548,6 +494,8 @@ func resolveDir(f field, cwd []string) []string {
 	return out
 }
 
+// su and runuser run a shell as another user (root by default): su -c
+// CODE runs code, runuser -u USER COMMAND... a command.
 func (a *analyzer) su(env *cmdEnv, n string, argv []field) {
 	env.root = true
 	var code *field
@@ -581,7 +529,9 @@ func (a *analyzer) su(env *cmdEnv, n string, argv []field) {
 	}
 }
 
-func (a *analyzer) env(env *cmdEnv, argv []field) []field {
+// env unwraps env [-i] [-C DIR] [-S STRING] [NAME=VALUE]... CMD: the
+// assignments are judged like the shell's, -S splits a string into words.
+func (a *analyzer) env(env *cmdEnv, _ string, argv []field) ([]field, bool) {
 	var split *field
 	i, _ := envFlags.parse(argv, 1, func(opt string, v *field) {
 		switch opt {
@@ -596,7 +546,7 @@ func (a *analyzer) env(env *cmdEnv, argv []field) []field {
 		words, ok := a.stringArgv(env, *split)
 		if !ok {
 			a.hit(env.fr, ruleDynamicCommand, "env -S "+split.disp)
-			return nil
+			return nil, true
 		}
 		rest = append(words, rest...)
 	}
@@ -613,9 +563,9 @@ func (a *analyzer) env(env *cmdEnv, argv []field) []field {
 		rest = rest[1:]
 	}
 	if len(rest) == 0 {
-		return nil
+		return nil, true
 	}
-	return rest
+	return rest, true
 }
 
 func isName(s string) bool {
