@@ -81,6 +81,8 @@ type Server struct {
 	perSubj  map[string]int        // guarded by mu: live sessions per subject
 	wg       sync.WaitGroup        // session goroutines
 	closing  bool                  // guarded by mu
+	startMu  sync.Mutex            // serialises start (Serve, HandleConn)
+	started  bool                  // guarded by startMu: start succeeded
 }
 
 // ctxKey types keep context values private to this package.
@@ -155,33 +157,13 @@ func (s *Server) init() {
 	})
 }
 
-// Serve accepts SSH connections on ln until Shutdown.
+// Serve accepts SSH connections on ln until Shutdown, serving each as
+// HandleConn does.
 func (s *Server) Serve(ln net.Listener) error {
-	if s.HostSigner == nil || s.Checker == nil || s.Audit == nil || s.RecordingsDir == "" {
-		return errors.New("bastion: server needs HostSigner, Checker, Audit and RecordingsDir")
+	if err := s.start(); err != nil {
+		return err
 	}
-	if err := checkSQLTargets(s.Policy, s.Databases); err != nil {
-		return fmt.Errorf("bastion: %w", err)
-	}
-	s.init()
-	if s.initErr != nil {
-		return fmt.Errorf("bastion: %w", s.initErr)
-	}
-	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := s.live.load(lctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("bastion: read the revocation list: %w", err)
-	}
-	s.mu.Lock()
-	if s.stopLive == nil {
-		var ctx context.Context
-		ctx, s.stopLive = context.WithCancel(context.Background())
-		s.liveDone = make(chan struct{})
-		go func() { defer close(s.liveDone); s.live.run(ctx) }()
-	}
-	s.mu.Unlock()
-	err = s.srv.Serve(ln)
+	err := s.srv.Serve(ln)
 	if errors.Is(err, gliderssh.ErrServerClosed) {
 		return nil
 	}
