@@ -243,10 +243,3 @@ func loopbackHost(r *http.Request) error {
 	}
 	return nil
 }
-
-func hostOfString(addr string) string {
-	if i := strings.LastIndexByte(addr, ':'); i > 0 {
-		return strings.Trim(addr[:i], "[]")
-	}
-	return addr
-}

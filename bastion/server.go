@@ -273,14 +273,23 @@ func quoteBounded(s string, n int) string {
 	return strconv.Quote(s)
 }
 
+// hostOf is the host part of a connection's remote address: the source
+// that audit events name and the fail limiter counts. nil is "".
 func hostOf(a net.Addr) string {
 	if a == nil {
 		return ""
 	}
-	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+	return hostOfString(a.String())
+}
+
+// hostOfString is hostOf for an address as text ("host:port",
+// "[v6]:port", as net/http's Request.RemoteAddr); an address without a
+// port (net.Pipe's "pipe") is returned whole.
+func hostOfString(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
 		return h
 	}
-	return a.String()
+	return addr
 }
 
 func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *ssh.Request) (bool, []byte) {
