@@ -1,4 +1,7 @@
-// Package sshtest starts a real bastion for tests: a fresh data directory, a
+// Package sshtest starts bastion for tests, in one of two ways. StartInProc
+// serves a Server in memory: each connection is a net.Pipe end given to
+// HandleConn, the client x/crypto's with a freshly signed certificate, for
+// fast protocol tests. Start runs a real bastion: a fresh data directory, a
 // development OIDC issuer, the SSH server and HTTP API on 127.0.0.1, and
 // helpers that log in identities and drive the real OpenSSH client.
 package sshtest
