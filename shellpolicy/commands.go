@@ -5,7 +5,123 @@ import (
 	"strings"
 )
 
-// checkedNames are the commands check knows, for glob command names.
+// checkFunc judges what command n does with its arguments args (argv
+// without the name): the paths it deletes or writes, the processes it
+// signals, the shell state it changes, the code it hands to a program. It
+// reports what it finds as hits on env.fr, which the policy's analysis
+// rules (rm-root, format-disk, wipe-history...) then decide.
+type checkFunc func(a *analyzer, env *cmdEnv, n string, args []field)
+
+// checkers are the commands bastion judges by what they do to their
+// arguments, by name. A command with no entry (and every command, at every
+// wrapper layer) is still matched by the policy's rules. The table is
+// filled in init because entries such as find -exec call back into the
+// analyzer, which reads the table.
+var checkers map[string]checkFunc
+
+func init() {
+	checkers = map[string]checkFunc{
+		// deletions and writes, judged by target (fileops.go)
+		"rm":        (*analyzer).remove,
+		"rmdir":     (*analyzer).remove,
+		"unlink":    (*analyzer).remove,
+		"srm":       (*analyzer).remove,
+		"wipe":      (*analyzer).remove,
+		"trash":     (*analyzer).remove,
+		"trash-put": (*analyzer).remove,
+		"gio":       (*analyzer).gio,
+		"shred":     (*analyzer).shred,
+		"find":      (*analyzer).find,
+		"mv":        (*analyzer).copyLike,
+		"cp":        (*analyzer).copyLike,
+		"install":   (*analyzer).copyLike,
+		"ln":        (*analyzer).copyLike,
+		"rsync":     (*analyzer).copyLike,
+		"scp":       (*analyzer).copyLike,
+		"chmod":     (*analyzer).chmod,
+		"chown":     (*analyzer).chmod,
+		"chgrp":     (*analyzer).chmod,
+		"chattr":    (*analyzer).chmod,
+		"setfacl":   (*analyzer).chmod,
+		"dd":        (*analyzer).dd,
+		"truncate":  (*analyzer).truncate,
+		"tee":       (*analyzer).tee,
+		"sed":       (*analyzer).sed,
+
+		// code that runs later: archive hooks, git settings, schedules (hooks.go)
+		"tar":     (*analyzer).extract,
+		"bsdtar":  (*analyzer).extract,
+		"gtar":    (*analyzer).extract,
+		"unzip":   (*analyzer).extract,
+		"7z":      (*analyzer).extract,
+		"7za":     (*analyzer).extract,
+		"git":     (*analyzer).gitHooks,
+		"crontab": (*analyzer).schedule,
+		"at":      (*analyzer).schedule,
+		"batch":   (*analyzer).schedule,
+
+		// disks (and mkfs.TYPE, see check)
+		"mkfs":       (*analyzer).formatDisk,
+		"mke2fs":     (*analyzer).formatDisk,
+		"mkswap":     (*analyzer).formatDisk,
+		"mkntfs":     (*analyzer).formatDisk,
+		"mkdosfs":    (*analyzer).formatDisk,
+		"mkexfatfs":  (*analyzer).formatDisk,
+		"cfdisk":     (*analyzer).formatDisk,
+		"blkdiscard": (*analyzer).formatDisk,
+		"wipefs":     formatWith("-a", "--all", "-o", "--offset"),
+		"fdisk":      formatUnless("-l", "--list"),
+		"gdisk":      formatUnless("-l", "--list"),
+		"sfdisk": formatUnless("-l", "--list", "-d", "--dump", "-s", "--show-size", "-V", "--verify", "-J", "--json",
+			"-g", "--show-geometry", "-F", "--list-free"),
+		"sgdisk": formatUnless("-p", "--print", "-i", "--info", "-v", "--verify", "-O", "--print-mbr", "-L", "--list-types"),
+		"parted": (*analyzer).parted,
+
+		// processes and power
+		"kill":      (*analyzer).kill,
+		"killall5":  (*analyzer).killall5,
+		"shutdown":  (*analyzer).shutdown,
+		"reboot":    (*analyzer).powerOff,
+		"halt":      (*analyzer).powerOff,
+		"poweroff":  (*analyzer).powerOff,
+		"init":      (*analyzer).initLevel,
+		"telinit":   (*analyzer).initLevel,
+		"systemctl": (*analyzer).systemctl,
+
+		// the shell's own state: history, options, variables, directory
+		"shopt":     (*analyzer).shopt,
+		"history":   (*analyzer).history,
+		"set":       (*analyzer).set,
+		"unset":     (*analyzer).unset,
+		"cd":        (*analyzer).cd,
+		"pushd":     (*analyzer).cd,
+		"popd":      (*analyzer).cd,
+		"hash":      (*analyzer).hash,
+		"enable":    (*analyzer).enable,
+		"read":      (*analyzer).readVars,
+		"mapfile":   (*analyzer).readVars,
+		"readarray": (*analyzer).readVars,
+		"getopts":   (*analyzer).readVars,
+
+		// programs that run a shell command given to them
+		"nc":             (*analyzer).netcat,
+		"ncat":           (*analyzer).netcat,
+		"netcat":         (*analyzer).netcat,
+		"nc.traditional": (*analyzer).netcat,
+		"nc.openbsd":     (*analyzer).netcat,
+		"socat":          (*analyzer).socat,
+		"vi":             (*analyzer).vimShell,
+		"vim":            (*analyzer).vimShell,
+		"nvim":           (*analyzer).vimShell,
+		"ex":             (*analyzer).vimShell,
+		"view":           (*analyzer).vimShell,
+		"gvim":           (*analyzer).vimShell,
+	}
+}
+
+// checkedNames are the commands a glob command name (/bin/r?) is tried as,
+// and that a name in capitals (RM) is taken for. They are not the keys of
+// checkers: they also name wrappers and interpreters.
 var checkedNames = []string{"rm", "rmdir", "unlink", "shred", "srm", "wipe", "trash-put", "find", "mv", "cp",
 	"install", "ln", "rsync", "scp", "chmod", "chown", "chgrp", "dd", "truncate", "tee", "sed", "mkfs", "mke2fs",
 	"mkswap", "wipefs", "fdisk", "sfdisk", "parted", "gdisk", "sgdisk", "cfdisk", "blkdiscard", "kill", "killall5",
@@ -25,207 +141,213 @@ func cleanPath(p string) string { return path.Clean(p) }
 
 // check judges command n by what it does to its arguments.
 func (a *analyzer) check(env *cmdEnv, n string, argv []field) {
-	args := argv[1:]
-	sc, fr := env.sc, env.fr
-	switch n {
-	case "rm", "rmdir", "unlink", "srm", "wipe", "trash", "trash-put", "gio":
-		ops := operands(args, "")
-		if n == "gio" {
-			if len(ops) == 0 || ops[0].s != "trash" && ops[0].s != "remove" {
-				return
-			}
-			ops = ops[1:]
-		}
-		for _, f := range ops {
-			a.deleteTarget(sc, fr, f)
-		}
-	case "shred":
-		for _, f := range operands(args, "ns", "--iterations", "--random-source", "--size") {
-			a.writeTarget(sc, fr, f, false)
-			if hasOpt(args, "-u", "--remove") {
-				a.deleteTarget(sc, fr, f)
-			}
-		}
-	case "find":
-		a.find(env, args)
-	case "mv", "cp", "install", "ln", "rsync", "scp":
-		a.copyLike(env, n, args)
-	case "chmod", "chown", "chgrp", "chattr", "setfacl":
-		a.chmod(env, n, args)
-	case "dd":
-		for _, f := range args {
-			if strings.HasPrefix(f.s, "of=") {
-				a.writeTarget(sc, fr, suffixField(f, "of="), hasArgPrefix(args, "conv=", "notrunc") || hasArgPrefix(args, "oflag=", "append"))
-			}
-		}
-	case "truncate":
-		for _, f := range operands(args, "sr", "--size", "--reference") {
-			a.writeTarget(sc, fr, f, false)
-		}
-	case "tee":
-		for _, f := range operands(args, "") {
-			a.writeTarget(sc, fr, f, hasOpt(args, "-a", "--append"))
-			a.recordWrite(sc, f, env.in)
-		}
-	case "sed":
-		a.sed(env, args)
-	case "tar", "bsdtar", "gtar", "unzip", "7z", "7za":
-		a.extract(env, n, args)
-	case "git":
-		a.gitHooks(env, args)
-	case "crontab", "at", "batch":
-		a.schedule(env, n, args)
-	case "mkfs", "mke2fs", "mkswap", "mkntfs", "mkdosfs", "mkexfatfs", "cfdisk", "blkdiscard":
-		a.hit(fr, ruleFormatDisk, joinDisp(args))
-	case "wipefs":
-		if hasOpt(args, "-a", "--all", "-o", "--offset") {
-			a.hit(fr, ruleFormatDisk, joinDisp(args))
-		}
-	case "fdisk", "gdisk":
-		if !hasOpt(args, "-l", "--list") {
-			a.hit(fr, ruleFormatDisk, joinDisp(args))
-		}
-	case "sfdisk":
-		if !hasOpt(args, "-l", "--list", "-d", "--dump", "-s", "--show-size", "-V", "--verify", "-J", "--json", "-g", "--show-geometry", "-F", "--list-free") {
-			a.hit(fr, ruleFormatDisk, joinDisp(args))
-		}
-	case "sgdisk":
-		if !hasOpt(args, "-p", "--print", "-i", "--info", "-v", "--verify", "-O", "--print-mbr", "-L", "--list-types") {
-			a.hit(fr, ruleFormatDisk, joinDisp(args))
-		}
-	case "parted":
-		ops := operands(args, "")
-		readOnly := hasOpt(args, "-l", "--list") || len(ops) == 1
-		for _, f := range ops {
-			readOnly = readOnly || f.s == "print" || f.s == "p" || f.s == "help"
-		}
-		if !readOnly {
-			a.hit(fr, ruleFormatDisk, joinDisp(args))
-		}
-	case "kill":
-		a.kill(env, args)
-	case "killall5":
-		a.hit(fr, ruleKillAll, "killall5")
-	case "shutdown":
-		if !hasOpt(args, "-c") {
-			a.hit(fr, ruleShutdown, "")
-		}
-	case "reboot", "halt", "poweroff":
-		a.hit(fr, ruleShutdown, "")
-	case "init", "telinit":
-		for _, f := range operands(args, "") {
-			switch f.s {
-			case "0", "1", "6", "s", "S", "single":
-				a.hit(fr, ruleShutdown, f.s)
-			}
-		}
-	case "systemctl":
-		ops := operands(args, "pPtHMnos", "--property", "--type", "--state", "--host", "--machine", "--lines", "--output", "--signal", "--kill-whom", "--root", "--job-mode")
-		if len(ops) == 0 {
-			return
-		}
-		switch ops[0].s {
-		case "poweroff", "reboot", "halt", "kexec", "emergency", "rescue", "suspend", "hibernate", "hybrid-sleep",
-			"suspend-then-hibernate", "soft-reboot", "default":
-			a.hit(fr, ruleShutdown, ops[0].s)
-		case "isolate":
-			for _, f := range ops[1:] {
-				switch strings.TrimSuffix(f.s, ".target") {
-				case "poweroff", "reboot", "halt", "rescue", "emergency", "runlevel0", "runlevel1", "runlevel6", "kexec":
-					a.hit(fr, ruleShutdown, "isolate "+f.s)
-				}
-			}
-		}
-	case "shopt":
-		for _, f := range args {
-			if f.s == "expand_aliases" && hasOpt(args, "-s") {
-				// Aliases expand after the check: `alias ls='rm -rf /'`.
-				a.hit(fr, ruleShellInternals, "shopt "+joinDisp(args))
-			}
-		}
-	case "history":
-		if hasOpt(args, "-c", "-d") {
-			a.hit(fr, ruleWipeHistory, "history "+joinDisp(args))
-		}
-	case "set":
-		for i, f := range args {
-			if f.s == "+o" && i+1 < len(args) && args[i+1].s == "history" {
-				a.hit(fr, ruleWipeHistory, "set +o history")
-			}
-			// History expansion rewrites a line after it was checked.
-			if f.s == "-o" && i+1 < len(args) && args[i+1].s == "histexpand" ||
-				len(f.s) > 1 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsRune(f.s, 'H') {
-				a.hit(fr, ruleShellInternals, "set "+joinDisp(args))
-			}
-		}
-		setPositional(sc, args)
-	case "unset":
-		for _, f := range args {
-			switch f.s {
-			case "HISTFILE", "HISTSIZE", "HISTFILESIZE", "SAVEHIST":
-				a.hit(fr, ruleWipeHistory, "unset "+f.s)
-			}
-			if isName(f.s) {
-				sc.set(f.s, val{alts: []string{""}})
-			}
-		}
-	case "cd", "pushd", "popd":
-		a.cd(env, n, args)
-	case "nc", "ncat", "netcat", "nc.traditional", "nc.openbsd":
-		for i, f := range args {
-			if f.s == "-e" || f.s == "-c" || f.s == "--exec" || f.s == "--sh-exec" || f.s == "--lua-exec" ||
-				strings.HasPrefix(f.s, "--exec=") || strings.HasPrefix(f.s, "--sh-exec=") ||
-				len(f.s) > 2 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsAny(f.s[len(f.s)-1:], "ec") && i+1 < len(args) {
-				a.hit(fr, ruleReverseShell, n+" "+joinDisp(args))
-				break
-			}
-		}
-	case "socat":
-		for _, f := range args {
-			l := strings.ToLower(f.s)
-			if strings.HasPrefix(l, "exec:") || strings.HasPrefix(l, "system:") {
-				a.hit(fr, ruleReverseShell, "socat "+joinDisp(args))
-				break
-			}
-		}
-	case "hash":
-		if hasOpt(args, "-p") {
-			a.hit(fr, ruleEnvOverride, "hash "+joinDisp(args))
-		}
-	case "enable":
-		if hasOpt(args, "-f") { // loads a shared object into the shell
-			a.hit(fr, ruleEnvOverride, "enable "+joinDisp(args))
-		} else if len(args) > 0 && !hasOpt(args, "-p") {
-			// Disabling builtins changes what later lines mean.
-			a.hit(fr, ruleShellInternals, "enable "+joinDisp(args))
-		}
-	case "vi", "vim", "nvim", "ex", "view", "gvim":
-		for i, f := range args {
-			var cmd string
-			switch {
-			case (f.s == "-c" || f.s == "--cmd") && i+1 < len(args):
-				cmd = args[i+1].s
-			case strings.HasPrefix(f.s, "+"):
-				cmd = f.s[1:]
-			default:
-				continue
-			}
-			if c := strings.TrimLeft(cmd, ": "); strings.HasPrefix(c, "!") {
-				a.nested(env.noStdin(), c[1:], n+" :!", nil)
-			}
-		}
-	case "read", "mapfile", "readarray", "getopts":
-		for _, f := range operands(args, "adnNptuiC") {
-			if isName(f.s) {
-				sc.set(f.s, unknownVal)
-			}
-		}
-		if n == "mapfile" || n == "readarray" {
-			sc.set("MAPFILE", unknownVal)
+	if c := checkers[n]; c != nil {
+		c(a, env, n, argv[1:])
+	} else if strings.HasPrefix(n, "mkfs.") {
+		a.formatDisk(env, n, argv[1:])
+	}
+}
+
+// formatDisk: mkfs and the like write a new file system over a device, or
+// discard its blocks.
+func (a *analyzer) formatDisk(env *cmdEnv, _ string, args []field) {
+	a.hit(env.fr, ruleFormatDisk, joinDisp(args))
+}
+
+// formatWith is a tool that formats given one of opts (wipefs -a).
+func formatWith(opts ...string) checkFunc {
+	return func(a *analyzer, env *cmdEnv, _ string, args []field) {
+		if hasOpt(args, opts...) {
+			a.hit(env.fr, ruleFormatDisk, joinDisp(args))
 		}
 	}
-	if strings.HasPrefix(n, "mkfs.") {
-		a.hit(fr, ruleFormatDisk, joinDisp(args))
+}
+
+// formatUnless is a partition editor, which writes unless one of opts
+// makes it only read (fdisk -l).
+func formatUnless(opts ...string) checkFunc {
+	return func(a *analyzer, env *cmdEnv, _ string, args []field) {
+		if !hasOpt(args, opts...) {
+			a.hit(env.fr, ruleFormatDisk, joinDisp(args))
+		}
+	}
+}
+
+// parted writes a partition table unless it only lists or prints.
+func (a *analyzer) parted(env *cmdEnv, _ string, args []field) {
+	ops := operands(args, "")
+	readOnly := hasOpt(args, "-l", "--list") || len(ops) == 1
+	for _, f := range ops {
+		readOnly = readOnly || f.s == "print" || f.s == "p" || f.s == "help"
+	}
+	if !readOnly {
+		a.hit(env.fr, ruleFormatDisk, joinDisp(args))
+	}
+}
+
+// killall5 signals every process.
+func (a *analyzer) killall5(env *cmdEnv, _ string, _ []field) {
+	a.hit(env.fr, ruleKillAll, "killall5")
+}
+
+// shutdown stops the machine unless it cancels one (-c).
+func (a *analyzer) shutdown(env *cmdEnv, _ string, args []field) {
+	if !hasOpt(args, "-c") {
+		a.hit(env.fr, ruleShutdown, "")
+	}
+}
+
+// powerOff: reboot, halt and poweroff stop the machine.
+func (a *analyzer) powerOff(env *cmdEnv, _ string, _ []field) {
+	a.hit(env.fr, ruleShutdown, "")
+}
+
+// initLevel: init and telinit to runlevel 0, 1 or 6 stop the machine or
+// its services.
+func (a *analyzer) initLevel(env *cmdEnv, _ string, args []field) {
+	for _, f := range operands(args, "") {
+		switch f.s {
+		case "0", "1", "6", "s", "S", "single":
+			a.hit(env.fr, ruleShutdown, f.s)
+		}
+	}
+}
+
+// systemctl judges the commands that stop the machine, directly or by
+// isolating a target that does. Stopping services is the policy's rules'.
+func (a *analyzer) systemctl(env *cmdEnv, _ string, args []field) {
+	ops := operands(args, "pPtHMnos", "--property", "--type", "--state", "--host", "--machine", "--lines", "--output", "--signal", "--kill-whom", "--root", "--job-mode")
+	if len(ops) == 0 {
+		return
+	}
+	switch ops[0].s {
+	case "poweroff", "reboot", "halt", "kexec", "emergency", "rescue", "suspend", "hibernate", "hybrid-sleep",
+		"suspend-then-hibernate", "soft-reboot", "default":
+		a.hit(env.fr, ruleShutdown, ops[0].s)
+	case "isolate":
+		for _, f := range ops[1:] {
+			switch strings.TrimSuffix(f.s, ".target") {
+			case "poweroff", "reboot", "halt", "rescue", "emergency", "runlevel0", "runlevel1", "runlevel6", "kexec":
+				a.hit(env.fr, ruleShutdown, "isolate "+f.s)
+			}
+		}
+	}
+}
+
+// shopt -s expand_aliases lets aliases expand after the check: `alias
+// ls='rm -rf /'`.
+func (a *analyzer) shopt(env *cmdEnv, _ string, args []field) {
+	for _, f := range args {
+		if f.s == "expand_aliases" && hasOpt(args, "-s") {
+			a.hit(env.fr, ruleShellInternals, "shopt "+joinDisp(args))
+		}
+	}
+}
+
+// history -c and -d wipe the shell's history.
+func (a *analyzer) history(env *cmdEnv, _ string, args []field) {
+	if hasOpt(args, "-c", "-d") {
+		a.hit(env.fr, ruleWipeHistory, "history "+joinDisp(args))
+	}
+}
+
+// set judges turning history off and history expansion on, and tracks the
+// positional parameters.
+func (a *analyzer) set(env *cmdEnv, _ string, args []field) {
+	for i, f := range args {
+		if f.s == "+o" && i+1 < len(args) && args[i+1].s == "history" {
+			a.hit(env.fr, ruleWipeHistory, "set +o history")
+		}
+		// History expansion rewrites a line after it was checked.
+		if f.s == "-o" && i+1 < len(args) && args[i+1].s == "histexpand" ||
+			len(f.s) > 1 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsRune(f.s, 'H') {
+			a.hit(env.fr, ruleShellInternals, "set "+joinDisp(args))
+		}
+	}
+	setPositional(env.sc, args)
+}
+
+// unset judges unsetting the history variables, and tracks the variables.
+func (a *analyzer) unset(env *cmdEnv, _ string, args []field) {
+	for _, f := range args {
+		switch f.s {
+		case "HISTFILE", "HISTSIZE", "HISTFILESIZE", "SAVEHIST":
+			a.hit(env.fr, ruleWipeHistory, "unset "+f.s)
+		}
+		if isName(f.s) {
+			env.sc.set(f.s, val{alts: []string{""}})
+		}
+	}
+}
+
+// hash -p NAME PATH makes NAME run another program.
+func (a *analyzer) hash(env *cmdEnv, _ string, args []field) {
+	if hasOpt(args, "-p") {
+		a.hit(env.fr, ruleEnvOverride, "hash "+joinDisp(args))
+	}
+}
+
+// enable -f loads a shared object into the shell; disabling builtins
+// changes what later lines mean.
+func (a *analyzer) enable(env *cmdEnv, _ string, args []field) {
+	if hasOpt(args, "-f") {
+		a.hit(env.fr, ruleEnvOverride, "enable "+joinDisp(args))
+	} else if len(args) > 0 && !hasOpt(args, "-p") {
+		a.hit(env.fr, ruleShellInternals, "enable "+joinDisp(args))
+	}
+}
+
+// readVars: read, mapfile, readarray and getopts set variables to values
+// not known before they run.
+func (a *analyzer) readVars(env *cmdEnv, n string, args []field) {
+	for _, f := range operands(args, "adnNptuiC") {
+		if isName(f.s) {
+			env.sc.set(f.s, unknownVal)
+		}
+	}
+	if n == "mapfile" || n == "readarray" {
+		env.sc.set("MAPFILE", unknownVal)
+	}
+}
+
+// netcat -e/-c PROGRAM serves a program to the network: a reverse shell.
+func (a *analyzer) netcat(env *cmdEnv, n string, args []field) {
+	for i, f := range args {
+		if f.s == "-e" || f.s == "-c" || f.s == "--exec" || f.s == "--sh-exec" || f.s == "--lua-exec" ||
+			strings.HasPrefix(f.s, "--exec=") || strings.HasPrefix(f.s, "--sh-exec=") ||
+			len(f.s) > 2 && f.s[0] == '-' && f.s[1] != '-' && strings.ContainsAny(f.s[len(f.s)-1:], "ec") && i+1 < len(args) {
+			a.hit(env.fr, ruleReverseShell, n+" "+joinDisp(args))
+			break
+		}
+	}
+}
+
+// socat EXEC: or SYSTEM: serves a program to its other address.
+func (a *analyzer) socat(env *cmdEnv, _ string, args []field) {
+	for _, f := range args {
+		l := strings.ToLower(f.s)
+		if strings.HasPrefix(l, "exec:") || strings.HasPrefix(l, "system:") {
+			a.hit(env.fr, ruleReverseShell, "socat "+joinDisp(args))
+			break
+		}
+	}
+}
+
+// vimShell analyses the shell commands vim runs from -c ':!CMD' or +!CMD.
+func (a *analyzer) vimShell(env *cmdEnv, n string, args []field) {
+	for i, f := range args {
+		var cmd string
+		switch {
+		case (f.s == "-c" || f.s == "--cmd") && i+1 < len(args):
+			cmd = args[i+1].s
+		case strings.HasPrefix(f.s, "+"):
+			cmd = f.s[1:]
+		default:
+			continue
+		}
+		if c := strings.TrimLeft(cmd, ": "); strings.HasPrefix(c, "!") {
+			a.nested(env.noStdin(), c[1:], n+" :!", nil)
+		}
 	}
 }
 
@@ -266,16 +388,6 @@ func setPositional(sc *scope, args []field) {
 
 func joinDisp(args []field) string { return strings.Join(display(args), " ") }
 
-// hasArgPrefix reports an argument prefix=...value... (dd conv=notrunc).
-func hasArgPrefix(args []field, prefix, value string) bool {
-	for _, f := range args {
-		if strings.HasPrefix(f.s, prefix) && strings.Contains(f.s, value) {
-			return true
-		}
-	}
-	return false
-}
-
 // cd tracks the working directory for relative paths. On the left of && the
 // rest sees only the new directory; otherwise cd may have failed.
 func (a *analyzer) cd(env *cmdEnv, n string, args []field) {
@@ -304,181 +416,8 @@ func (a *analyzer) cd(env *cmdEnv, n string, args []field) {
 	sc.cwd = dirs
 }
 
-// find judges -delete, -exec and -fprint on the paths find walks.
-func (a *analyzer) find(env *cmdEnv, args []field) {
-	i := 0
-	for i < len(args) && (args[i].s == "-H" || args[i].s == "-L" || args[i].s == "-P" || strings.HasPrefix(args[i].s, "-O")) {
-		i++
-	}
-	if i+1 < len(args) && args[i].s == "-D" {
-		i += 2
-	}
-	var roots []field
-	for ; i < len(args); i++ {
-		s := args[i].s
-		if strings.HasPrefix(s, "-") && !args[i].unknown() || s == "(" || s == "!" || s == "," {
-			break
-		}
-		roots = append(roots, args[i])
-	}
-	if len(roots) == 0 {
-		roots = []field{litField(".")}
-	}
-	for ; i < len(args); i++ {
-		switch args[i].s {
-		case "-delete":
-			for _, r := range roots {
-				a.deleteTarget(env.sc, env.fr, descendants(r))
-			}
-		case "-exec", "-execdir", "-ok", "-okdir":
-			j := i + 1
-			for j < len(args) && args[j].s != ";" && args[j].s != "+" {
-				j++
-			}
-			cmd := args[i+1 : j]
-			i = j
-			if len(cmd) == 0 {
-				continue
-			}
-			for k, r := range roots {
-				if k == 4 {
-					break
-				}
-				sub := *env
-				sub.in = nil
-				sub.fr = &frame{pos: env.fr.pos}
-				a.command(&sub, replaceArg(cmd, "{}", descendants(r)))
-				a.endFrame(sub.fr)
-			}
-		case "-fprint", "-fprint0", "-fprintf", "-fls":
-			if i+1 < len(args) {
-				i++
-				a.writeTarget(env.sc, env.fr, args[i], false)
-			}
-		}
-	}
-}
-
-// copyLike judges cp, mv, install, ln, rsync and scp: the destination is
-// written; mv also removes its sources.
-func (a *analyzer) copyLike(env *cmdEnv, n string, args []field) {
-	var shortArg string
-	var longArg []string
-	switch n {
-	case "cp", "mv", "ln":
-		shortArg, longArg = "St", []string{"--target-directory", "--suffix"}
-	case "install":
-		shortArg, longArg = "gmoStT", []string{"--group", "--mode", "--owner", "--suffix", "--target-directory"}
-	case "rsync":
-		shortArg = "efTBM"
-		longArg = []string{"--rsh", "--rsync-path", "--exclude", "--include", "--filter", "--exclude-from", "--include-from",
-			"--files-from", "--temp-dir", "--partial-dir", "--log-file", "--password-file", "--chmod", "--chown",
-			"--backup-dir", "--suffix", "--compare-dest", "--copy-dest", "--link-dest", "--port", "--out-format",
-			"--max-size", "--min-size", "--timeout", "--bwlimit", "--block-size", "--remote-option"}
-	case "scp":
-		shortArg = "cFiJloPS"
-	}
-	ops := operands(args, shortArg, longArg...)
-	var dir *field
-	for i, f := range args {
-		if (f.s == "-t" || f.s == "--target-directory") && i+1 < len(args) && n != "rsync" {
-			dir = &args[i+1]
-		} else if strings.HasPrefix(f.s, "--target-directory=") {
-			d := suffixField(f, "--target-directory=")
-			dir = &d
-		}
-	}
-	if len(ops) < 2 && dir == nil {
-		return
-	}
-	srcs := ops
-	if dir == nil {
-		srcs, dir = ops[:len(ops)-1], &ops[len(ops)-1]
-	}
-	if strings.Contains(dir.s, ":") && (n == "scp" || n == "rsync") {
-		return // a remote destination
-	}
-	sc, fr := env.sc, env.fr
-	if n == "rsync" {
-		for _, f := range args {
-			switch {
-			case strings.HasPrefix(f.s, "--delete") || f.s == "--del":
-				// what the destination holds and the sources do not goes
-				a.deleteTarget(sc, fr, descendants(*dir))
-			case f.s == "--remove-source-files":
-				for _, src := range srcs {
-					a.deleteTarget(sc, fr, src)
-				}
-			}
-		}
-	}
-	dt := classify(*dir, sc.getCwd())
-	intoDir := len(srcs) > 1 || strings.HasSuffix(dir.s, "/") || dt.class == cHome || dt.class == cRoot ||
-		dir.s == "." || dir.s == ".."
-	for _, src := range srcs {
-		if n == "mv" {
-			if dir.s == "/dev/null" {
-				a.deleteTarget(sc, fr, src)
-			} else if t := classify(src, sc.getCwd()); t.class >= cAccount {
-				a.deleteTarget(sc, fr, src)
-			}
-		}
-		if dir.s == "/dev/null" {
-			continue
-		}
-		dest := *dir
-		if intoDir && src.literal() && dir.literal() {
-			dest = litField(strings.TrimSuffix(dir.s, "/") + "/" + path.Base(src.s))
-		}
-		a.writeTarget(sc, fr, dest, false)
-	}
-}
-
-// chmod judges chmod, chown and chgrp on protected paths.
-func (a *analyzer) chmod(env *cmdEnv, n string, args []field) {
-	recursive := hasOpt(args, "-R", "--recursive")
-	var ops []field
-	modeSet := hasOpt(args, "--reference") || n == "chattr" || n == "setfacl"
-	for i := 0; i < len(args); i++ {
-		f := args[i]
-		switch {
-		case f.s == "--":
-			ops = append(ops, args[i+1:]...)
-			i = len(args)
-		case n == "setfacl" && (f.s == "-m" || f.s == "-x" || f.s == "-M" || f.s == "-X") && i+1 < len(args):
-			i++
-		case strings.HasPrefix(f.s, "-") && !(n == "chmod" && !modeSet && isModeLike(f.s[1:])):
-			if f.s == "--from" && i+1 < len(args) {
-				i++
-			}
-		default:
-			ops = append(ops, f)
-		}
-	}
-	if !modeSet && len(ops) > 0 && n != "chattr" {
-		ops = ops[1:] // the mode or owner
-	}
-	for _, f := range ops {
-		if n == "chattr" && (strings.HasPrefix(f.s, "+") || strings.HasPrefix(f.s, "=")) {
-			continue
-		}
-		t := classify(f, env.sc.getCwd())
-		env.fr.targets = append(env.fr.targets, t.matchPath())
-		if t.class < cAccount {
-			continue
-		}
-		if recursive || t.class == cRoot || t.class == cHome {
-			a.hit(env.fr, ruleChmodSystem, t.path)
-		} else {
-			a.hit(env.fr, ruleChmodFile, t.path)
-		}
-	}
-}
-
-func isModeLike(s string) bool { return strings.Trim(s, "rwxXstugoa01234567,+-=") == "" }
-
 // kill judges the process ids signalled: -1 is every process, 1 is init.
-func (a *analyzer) kill(env *cmdEnv, args []field) {
+func (a *analyzer) kill(env *cmdEnv, _ string, args []field) {
 	i := 0
 	if i < len(args) {
 		switch s := args[i].s; {
@@ -503,97 +442,4 @@ func (a *analyzer) kill(env *cmdEnv, args []field) {
 			a.hit(env.fr, ruleKillDynamic, f.disp)
 		}
 	}
-}
-
-// sed judges in-place edits (-i) of protected files and the GNU e command,
-// which runs shell commands.
-func (a *analyzer) sed(env *cmdEnv, args []field) {
-	inPlace, sandbox := false, false
-	var scripts, files []field
-	haveScript := false
-	for i := 0; i < len(args); i++ {
-		s := args[i].s
-		switch {
-		case s == "--":
-			files = append(files, args[i+1:]...)
-			i = len(args)
-		case s == "-e" || s == "--expression" || s == "-f" || s == "--file":
-			if i+1 < len(args) {
-				i++
-				if s == "-e" || s == "--expression" {
-					scripts = append(scripts, args[i])
-				}
-				haveScript = true
-			}
-		case strings.HasPrefix(s, "--expression="):
-			scripts, haveScript = append(scripts, suffixField(args[i], "--expression=")), true
-		case strings.HasPrefix(s, "--in-place") || strings.HasPrefix(s, "-i"):
-			inPlace = true
-		case s == "--sandbox":
-			sandbox = true
-		case strings.HasPrefix(s, "-") && len(s) > 1:
-			if strings.Contains(s[1:], "i") && !strings.HasPrefix(s, "--") {
-				inPlace = true
-			}
-			if strings.HasSuffix(s, "e") && !strings.HasPrefix(s, "--") && i+1 < len(args) {
-				i++
-				scripts, haveScript = append(scripts, args[i]), true
-			}
-		case !haveScript:
-			scripts, haveScript = append(scripts, args[i]), true
-		default:
-			files = append(files, args[i])
-		}
-	}
-	if !sandbox {
-		for _, sc := range scripts {
-			if sc.dyn || sedExecutes(sc.s) {
-				a.hit(env.fr, ruleOneLiner, sc.disp)
-			}
-		}
-	}
-	if inPlace {
-		for _, f := range files {
-			a.writeTarget(env.sc, env.fr, f, true)
-		}
-	}
-}
-
-// sedExecutes reports a sed script that may run a shell command: the e
-// command or the e flag of s.
-func sedExecutes(script string) bool {
-	for i := 0; i < len(script); i++ {
-		c := script[i]
-		switch {
-		case c == 's' && i+1 < len(script) && (i == 0 || strings.IndexByte(" ;{}\n0123456789$/!", script[i-1]) >= 0):
-			d := script[i+1]
-			if d == '\\' || d == '\n' || d == ' ' {
-				continue
-			}
-			j, n := i+2, 0
-			for j < len(script) && n < 2 {
-				if script[j] == '\\' {
-					j++
-				} else if script[j] == d {
-					n++
-				}
-				j++
-			}
-			k := j
-			for k < len(script) && strings.IndexByte("gpiImMe0123456789w", script[k]) >= 0 {
-				if script[k] == 'e' {
-					return true
-				}
-				if script[k] == 'w' {
-					break
-				}
-				k++
-			}
-			i = j - 1
-		case c == 'e' && (i == 0 || strings.IndexByte(" ;{}\n$!/", script[i-1]) >= 0 || script[i-1] >= '0' && script[i-1] <= '9') &&
-			(i+1 == len(script) || strings.IndexByte(" ;}\n", script[i+1]) >= 0):
-			return true
-		}
-	}
-	return false
 }

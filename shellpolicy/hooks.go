@@ -89,7 +89,7 @@ func (a *analyzer) tarHooks(env *cmdEnv, args []field) {
 
 // gitHooks analyses the shell commands git runs from -c settings: aliases
 // starting with !, pagers, editors, ssh commands, external diff tools.
-func (a *analyzer) gitHooks(env *cmdEnv, args []field) {
+func (a *analyzer) gitHooks(env *cmdEnv, _ string, args []field) {
 	for i := 0; i < len(args); i++ {
 		var kv field
 		switch {
