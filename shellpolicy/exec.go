@@ -335,6 +335,41 @@ func textStream(from string, text string) *stream {
 	return &stream{kind: streamText, texts: []string{text}, from: from}
 }
 
+// mktempPath is where mktemp would create its file.
+func mktempPath(argv []field) string {
+	dir, tmpl, inTmp := "", "", false
+	for i := 1; i < len(argv); i++ {
+		s := argv[i].s
+		switch {
+		case s == "-t":
+			inTmp = true
+		case s == "-p" && i+1 < len(argv):
+			i++
+			dir = argv[i].s
+		case strings.HasPrefix(s, "--tmpdir="):
+			dir = strings.TrimPrefix(s, "--tmpdir=")
+		case s == "--tmpdir":
+			inTmp = true
+		case strings.HasPrefix(s, "--suffix="):
+		case strings.HasPrefix(s, "-"):
+		default:
+			tmpl = s
+		}
+	}
+	if tmpl == "" {
+		tmpl = "tmp.XXXXXXXXXX"
+		inTmp = true
+	}
+	tmpl = strings.TrimRight(tmpl, "X") + sTok
+	switch {
+	case dir != "":
+		return dir + "/" + tmpl
+	case inTmp && !strings.HasPrefix(tmpl, "/"):
+		return "/tmp/" + tmpl
+	}
+	return tmpl
+}
+
 // decoded is the output of a decoder; base64 of known text is decoded here.
 func (a *analyzer) decoded(env *cmdEnv, n string, args []field) *stream {
 	decoding := n != "base64" && n != "base32" && n != "basenc" && n != "xxd" && n != "gzip" && n != "bzip2" &&
