@@ -3,6 +3,7 @@ package shellpolicy
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -163,7 +164,10 @@ func (fp *fileParser) merge(p *Policy, base *Policy, fr *fileRule, earlier *file
 		fp.errorf(fr.pos, "rule %q is the fallback and cannot be disabled (change its decision instead)", fr.id)
 		return
 	}
-	r := &rule{id: fr.id}
+	r := &rule{id: fr.id, seq: len(p.rules)}
+	if old != nil {
+		r.seq = old.seq
+	}
 	if old != nil && earlier != nil {
 		// a second scoped override in the same file goes after the first
 		r.variants = append(append(append(r.variants, old.variants[:len(old.variants)-1]...), v), old.variants[len(old.variants)-1])
@@ -182,11 +186,13 @@ func floorWord(d policy.Decision) string {
 	return "allow"
 }
 
-// index builds the by-command-name lookup of rules with a match.
+// index builds the by-command-name lookup of rules with a match, each list
+// in definition order (rule.seq).
 func (p *Policy) index() {
 	p.byName = make(map[string][]*rule)
 	p.anyName = nil
-	for _, r := range p.rules {
+	inOrder := slices.SortedFunc(maps.Values(p.rules), func(a, b *rule) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range inOrder {
 		names := map[string]bool{}
 		wild := false
 		for _, v := range r.variants {

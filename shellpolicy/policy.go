@@ -100,6 +100,11 @@ func (p *Policy) RuleIDs() []string {
 type rule struct {
 	id       string
 	variants []*variant
+	// seq is the definition order: the built-in rules in default.yaml's
+	// order, then a file's new rules in its order. Rules with a match
+	// hit a command in this order, so that on a tie the first found
+	// (better) is the same every time.
+	seq int
 }
 
 type variant struct {

@@ -367,3 +367,22 @@ func TestInputIsNotExecuted(t *testing.T) {
 		t.Fatalf("a command was executed: %v", err)
 	}
 }
+
+// Two rules with a match and the same decision hit one command: the first
+// defined wins, every time (the rules were once indexed in map order).
+func TestEqualRulesTieInDefinitionOrder(t *testing.T) {
+	t.Parallel()
+	const file = "version: 1\nrules:\n  - id: service-stop\n    decision: deny\n    roles: [readonly]\n" +
+		"  - id: no-nginx-stop\n    decision: deny\n    match: {command: [systemctl], args: [stop, nginx]}\n"
+	for range 20 {
+		p := mustParse(t, file) // a new map each time
+		for _, tc := range []struct{ cmd, rule string }{
+			{"systemctl stop auditd", "disable-audit"}, // default.yaml defines it before service-stop
+			{"systemctl stop nginx", "service-stop"},   // a file's new rule comes after the built-in ones
+		} {
+			if out := p.Decide(tc.cmd, Input{Role: "readonly"}); out.Decision != deny || out.Rule != tc.rule {
+				t.Fatalf("Decide(%q) = %s [rule %s], want deny [rule %s]", tc.cmd, out.Decision, out.Rule, tc.rule)
+			}
+		}
+	}
+}
