@@ -2,6 +2,7 @@ package shellpolicy
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
@@ -43,15 +45,10 @@ var ruleIDRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // fileRule is one entry of `rules:` as written.
 type fileRule struct {
-	id         string
-	pos        ast.Node
-	decision   *policy.Decision
-	message    *string
-	hint       *string
-	principals []string
-	roles      []string
-	disabled   bool
-	match      []*matcher
+	ruleHead
+	pos      ast.Node // the id's value, or the rule when it has none
+	disabled bool
+	match    []*matcher
 }
 
 // fileParser collects errors with positions while reading one file.
@@ -120,11 +117,11 @@ func compile(base *Policy, data []byte, name string) (*Policy, error) {
 }
 
 func (fp *fileParser) merge(p *Policy, base *Policy, fr *fileRule, earlier *fileRule) {
-	if earlier != nil && (base == nil || (earlier.principals == nil && earlier.roles == nil)) {
+	if earlier != nil && (base == nil || earlier.everyone()) {
 		fp.errorf(fr.pos, "rule %q is already defined above for everyone", fr.id)
 		return
 	}
-	v := &variant{principals: fr.principals, roles: fr.roles, disabled: fr.disabled, match: fr.match}
+	v := &variant{ruleScope: fr.ruleScope, disabled: fr.disabled, match: fr.match}
 	old := p.rules[fr.id]
 	var builtin *variant
 	if base != nil && base.rules[fr.id] != nil {
@@ -223,7 +220,7 @@ func (p *Policy) index() {
 func (fp *fileParser) read(data []byte) ([]*fileRule, *fileSQL) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		fp.yamlError(nil, err)
+		fp.yamlError(err)
 		return nil, nil
 	}
 	var body ast.Node
@@ -273,34 +270,16 @@ func (fp *fileParser) rule(n ast.Node) *fileRule {
 	fr := &fileRule{pos: n}
 	nerr := len(fp.errs)
 	fp.mapping(n, "a rule", func(key string, k, v ast.Node) {
+		if fp.headField(&fr.ruleHead, key, v, "", false) {
+			if key == "id" && fr.idPos != nil {
+				if !ruleIDRe.MatchString(fr.id) {
+					fp.errorf(v, "rule id %q: use lower-case words joined by dashes", fr.id)
+				}
+				fr.pos = v
+			}
+			return
+		}
 		switch key {
-		case "id":
-			if s, ok := fp.scalar(v); ok {
-				if !ruleIDRe.MatchString(s) {
-					fp.errorf(v, "rule id %q: use lower-case words joined by dashes", s)
-				}
-				fr.id, fr.pos = s, v
-			}
-		case "decision":
-			if s, ok := fp.scalar(v); ok {
-				d, err := policy.ParseDecision(s)
-				if err != nil {
-					fp.errorf(v, "%v", err)
-				}
-				fr.decision = &d
-			}
-		case "message":
-			if s, ok := fp.scalar(v); ok {
-				fr.message = &s
-			}
-		case "hint":
-			if s, ok := fp.scalar(v); ok {
-				fr.hint = &s
-			}
-		case "principals":
-			fr.principals = fp.strings(v, key)
-		case "roles":
-			fr.roles = fp.strings(v, key)
 		case "disabled":
 			if s, ok := fp.scalar(v); ok {
 				switch s {
@@ -389,6 +368,17 @@ func (fp *fileParser) matcher(n ast.Node) *matcher {
 		return nil
 	}
 	return m
+}
+
+// yamlError reports an error of the YAML parser at its token.
+func (fp *fileParser) yamlError(err error) {
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
+		fp.errorf(nil, "%v", err)
+		return
+	}
+	pos := ye.GetToken().Position
+	fp.errs = append(fp.errs, &ParseError{File: fp.name, Line: pos.Line, Col: pos.Column, Msg: ye.GetMessage()})
 }
 
 // mapping calls fn for each key of a YAML mapping, reporting duplicates.

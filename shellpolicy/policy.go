@@ -25,15 +25,17 @@ import (
 	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
 )
 
-// Input says who runs a command; rules may be scoped to principals or roles.
+// Input says who runs a command; shell and SQL rules may be scoped to
+// principals or roles.
 type Input struct {
 	Principal string
 	Role      string
 	// Target is the database target SQL given to DecideSQL goes to, for
-	// its rules in the policy file's sql.targets; "" means the rules for
-	// every target. Decide does not use it: SQL in shell commands is
-	// judged with the rules for every target, and again by the target's
-	// own rules when it reaches bastion's database proxy.
+	// its rules in the policy file (sql.targets, and rules of sql.rules
+	// with targets); "" means the rules for every target. Decide does not
+	// use it: SQL in shell commands is judged with the rules for every
+	// target, and again by the target's own rules when it reaches
+	// bastion's database proxy.
 	Target string
 }
 
@@ -65,8 +67,9 @@ type Policy struct {
 	summary Summary
 
 	sql        *sqlpolicy.Classifier // sql.rules over the built-in SQL policy; nil: the built-in one
-	sqlFor     map[string]*targetSQL // sql.targets by name
+	sqlFor     map[string]*targetSQL // targets with rules of their own, by name
 	sqlMaxRows int                   // sql.max_rows
+	sqlScopes  *sqlScopes            // nil: no SQL rule is scoped by principal or role
 }
 
 // Summary counts the rules of a policy, for `bastion policy lint`.
@@ -108,18 +111,12 @@ type rule struct {
 }
 
 type variant struct {
-	decision   policy.Decision
-	message    string
-	hint       string
-	principals []string // nil: everyone
-	roles      []string // nil: every role
-	disabled   bool
-	match      []*matcher // nil: decided by the analysis
-}
-
-func (v *variant) applies(in Input) bool {
-	return (v.principals == nil || contains(v.principals, in.Principal)) &&
-		(v.roles == nil || contains(v.roles, in.Role))
+	decision  policy.Decision
+	message   string
+	hint      string
+	ruleScope // principals and roles; nil: everyone
+	disabled  bool
+	match     []*matcher // nil: decided by the analysis
 }
 
 func contains(list []string, s string) bool {
@@ -170,10 +167,10 @@ func (p *Policy) Decide(cmd string, in Input) Outcome {
 	return a.outcome()
 }
 
-// DecideSQL checks an SQL string with the SQL policy of in.Target (see
-// SQLClassifier); principals and roles do not scope SQL rules.
+// DecideSQL checks an SQL string with the SQL policy of in.Target for in's
+// principal and role (see SQLClassifierFor).
 func (p *Policy) DecideSQL(sql string, in Input) Outcome {
-	out := p.SQLClassifier(in.Target).Classify(sql)
+	out := p.SQLClassifierFor(in).Classify(sql)
 	res := out.Result
 	res.Reason = oneLine(res.Reason)
 	if len(out.Statements) == 0 {
@@ -270,14 +267,6 @@ func (p *Policy) strictest(hits []hit, in Input, cmd string) policy.Result {
 		}
 	}
 	return best
-}
-
-// better reports whether r should replace cur as the result of a command
-// line: a stricter decision wins; on a tie the first found is kept, except
-// that a rule that says something (rm-temp, sql-read) replaces the fallback
-// default-allow.
-func better(r, cur policy.Result) bool {
-	return r.Stricter(cur) || r.Decision == cur.Decision && cur.Rule == ruleDefaultAllow && r.Rule != ruleDefaultAllow
 }
 
 // maxReason bounds a reason: it is one line of a terminal and of a log.

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
@@ -25,13 +24,18 @@ import (
 //	    <name>:           # a database target of bastion.yaml
 //	      rules: [...]    # that target only, over sql.rules (same id: this one)
 //
-// sqlpolicy validates the rules; errors are reported at the rule.
+// A rule is decoded like a shell rule (headField: id, decision, message,
+// hint, principals, roles), with the matchers kinds, tables and functions,
+// and in sql.rules targets. sqlpolicy validates each rule; errors are
+// reported at the rule. Which rules apply to an agent is chosen in
+// sqlscope.go.
 
 // sqlRule is one SQL rule as read from the file.
 type sqlRule struct {
-	rule   sqlpolicy.Rule
-	pos    ast.Node // the id's value, or the rule when it has no id
-	target bool     // from a target's rules, not sql.rules
+	rule       sqlpolicy.Rule
+	ruleScope           // principals, roles, and for a rule of sql.rules targets
+	pos        ast.Node // the id's value, or the rule when it has no id
+	targetsPos ast.Node // the targets' value, when given
 }
 
 // fileSQLTarget is one entry of sql.targets.
@@ -55,7 +59,8 @@ const DefaultSQLMaxRows = 1000
 // limit past int32 is no limit a user meant.
 const maxSQLMaxRows = 1<<31 - 1
 
-// targetSQL is the compiled SQL policy of one target.
+// targetSQL is the compiled SQL policy of one target: the rules for
+// every principal and role.
 type targetSQL struct {
 	classifier *sqlpolicy.Classifier
 	where      ParseError // the target's name in the file, for CheckSQLTargets
@@ -126,35 +131,88 @@ func (fp *fileParser) maxRows(v ast.Node) *int {
 	return &rows
 }
 
-// sqlRules decodes a list of SQL rules with sqlpolicy's own decoder, which
-// rejects unknown fields and a missing or unknown decision. Rules with
-// errors are left out.
-func (fp *fileParser) sqlRules(n ast.Node, what string, target bool) []sqlRule {
+// sqlRules decodes a list of SQL rules. Rules with errors are left out.
+// inTarget is set for the rules of a target, which take no targets.
+func (fp *fileParser) sqlRules(n ast.Node, what string, inTarget bool) []sqlRule {
 	var out []sqlRule
 	fp.sequence(n, what, func(e ast.Node) {
-		if !fp.plainYAML(e) {
-			return
+		if r, ok := fp.sqlRule(e, what, inTarget); ok {
+			out = append(out, r)
 		}
-		switch e.(type) {
-		case *ast.MappingNode, *ast.MappingValueNode:
-		default:
-			fp.errorf(e, "%s: each rule must be a mapping (id, decision, ...)", what)
-			return
-		}
-		var r sqlpolicy.Rule
-		if err := yaml.NodeToValue(e, &r, yaml.Strict()); err != nil {
-			fp.yamlError(e, err)
-			return
-		}
-		pos := e
-		fp.mapping(e, "an sql rule", func(key string, _, v ast.Node) {
-			if key == "id" {
-				pos = v
-			}
-		})
-		out = append(out, sqlRule{rule: r, pos: pos, target: target})
 	})
 	return out
+}
+
+// sqlRule decodes one SQL rule. Unknown fields are errors, and the
+// decision must be given: a rule that meant only to reword a hint must
+// not silently allow what the built-in denies.
+func (fp *fileParser) sqlRule(e ast.Node, what string, inTarget bool) (sqlRule, bool) {
+	if !fp.plainYAML(e) {
+		return sqlRule{}, false
+	}
+	switch e.(type) {
+	case *ast.MappingNode, *ast.MappingValueNode:
+	default:
+		fp.errorf(e, "%s: each rule must be a mapping (id, decision, ...)", what)
+		return sqlRule{}, false
+	}
+	var h ruleHead
+	r := sqlRule{pos: e}
+	prefix := sqlPrefix(peekID(e))
+	nerr := len(fp.errs)
+	fp.mapping(e, "an sql rule", func(key string, k, v ast.Node) {
+		if key == "targets" && inTarget {
+			fp.errorf(k, "%stargets: a rule of sql.targets.<name>.rules is for that target already", prefix)
+			return
+		}
+		if fp.headField(&h, key, v, prefix, true) {
+			if key == "targets" {
+				r.targetsPos = v
+			}
+			return
+		}
+		switch key {
+		case "kinds":
+			r.rule.Kinds = fp.sqlList(v, key)
+		case "tables":
+			r.rule.Tables = fp.sqlList(v, key)
+		case "functions":
+			r.rule.Functions = fp.sqlList(v, key)
+		default:
+			fp.errorf(k, "unknown field %q in sql rule (want %s)", key, sqlRuleFields)
+		}
+	})
+	if len(fp.errs) > nerr {
+		return sqlRule{}, false
+	}
+	if h.decision == nil {
+		fp.errorf(e, "%sdecision is required (allow, approve or deny)", prefix)
+		return sqlRule{}, false
+	}
+	r.rule.ID, r.rule.Decision, r.ruleScope = h.id, *h.decision, h.ruleScope
+	if h.message != nil {
+		r.rule.Message = *h.message
+	}
+	if h.hint != nil {
+		r.rule.Hint = *h.hint
+	}
+	if h.idPos != nil {
+		r.pos = h.idPos
+	}
+	return r, true
+}
+
+// sqlList reads kinds, tables or functions: a list of names or patterns,
+// or one. A null is as if not given.
+func (fp *fileParser) sqlList(v ast.Node, key string) []string {
+	switch v.(type) {
+	case *ast.NullNode:
+		return nil
+	case *ast.MappingNode, *ast.MappingValueNode:
+		fp.errorf(v, "mapping was used where sequence is expected (%s: a list)", key)
+		return nil
+	}
+	return fp.strings(v, key)
 }
 
 // plainYAML reports whether n is free of anchors, aliases and tags, which
@@ -169,28 +227,9 @@ func (fp *fileParser) plainYAML(n ast.Node) bool {
 	return true
 }
 
-// yamlError reports an error of the YAML library at its token.
-func (fp *fileParser) yamlError(n ast.Node, err error) {
-	var ye yaml.Error
-	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
-		fp.errorf(n, "%v", err)
-		return
-	}
-	msg := ye.GetMessage()
-	var unknown *yaml.UnknownFieldError
-	if errors.As(err, &unknown) {
-		msg += " in sql rule (want " + sqlRuleFields + ")"
-	}
-	if n != nil && ye.GetToken() == n.GetToken() {
-		fp.errorf(n, "%s", msg) // the rule itself: point at its first key
-		return
-	}
-	pos := ye.GetToken().Position
-	fp.errs = append(fp.errs, &ParseError{File: fp.name, Line: pos.Line, Col: pos.Column, Msg: msg})
-}
-
 // compileSQL compiles the sql: section into p once, at load: the rules for
-// every target, and for each target its rules over those.
+// every target, and for each target its rules over those (see sqlscope.go
+// for rules scoped by principal or role).
 func (fp *fileParser) compileSQL(p *Policy, base *Policy, s *fileSQL) {
 	p.sqlMaxRows = DefaultSQLMaxRows
 	if base != nil {
@@ -202,70 +241,84 @@ func (fp *fileParser) compileSQL(p *Policy, base *Policy, s *fileSQL) {
 	if s.maxRows != nil {
 		p.sqlMaxRows = *s.maxRows
 	}
-	p.sql = fp.sqlClassifier(s.rules, nil, true)
 	p.summary.SQLRules = len(s.rules)
-	p.sqlFor = make(map[string]*targetSQL, len(s.targets))
+	fp.checkSQLRules(s.rules)
+	own := make(map[string][]sqlRule, len(s.targets))
+	where := map[string]ParseError{}
 	for _, t := range s.targets {
+		fp.checkSQLRules(t.rules)
+		own[t.name] = t.rules
 		line, col := fp.position(t.key)
-		p.sqlFor[t.name] = &targetSQL{
-			classifier: fp.sqlClassifier(s.rules, t.rules, false),
-			where:      ParseError{File: fp.name, Line: line, Col: col},
+		where[t.name] = ParseError{File: fp.name, Line: line, Col: col}
+	}
+	for _, r := range s.rules { // targets named only by rules of sql.rules
+		for _, name := range r.targets {
+			if _, ok := where[name]; !ok {
+				line, col := fp.position(r.targetsPos)
+				where[name] = ParseError{File: fp.name, Line: line, Col: col}
+			}
 		}
+	}
+	if len(fp.errs) > 0 {
+		return // the policy is refused: nothing to compile
+	}
+	sc := newSQLScopes(s.rules, own)
+	p.sql = sc.classifier(Input{})
+	p.sqlFor = make(map[string]*targetSQL, len(where))
+	for name, w := range where {
+		p.sqlFor[name] = &targetSQL{classifier: sc.classifier(Input{Target: name}), where: w}
 	}
 	p.summary.SQLTargets = len(p.sqlFor)
+	if sc.byPerson {
+		p.sqlScopes = sc
+	}
 }
 
-// sqlClassifier compiles base with over on top of it: a rule of over
-// replaces the rule of base with the same id, the others are added. It
-// reports sqlpolicy's errors at their rules: those of over's rules, and
-// those of base's when reportBase is set (so that they are reported once,
-// not once per target). It returns nil when there are errors.
-func (fp *fileParser) sqlClassifier(base, over []sqlRule, reportBase bool) *sqlpolicy.Classifier {
-	merged := slices.Clone(base)
-	first := map[string]int{}
-	for i, r := range base {
-		if _, ok := first[r.rule.ID]; !ok {
-			first[r.rule.ID] = i
+// checkSQLRules reports sqlpolicy's errors at each rule of one list
+// (sql.rules, or one target's), and an id given again after a rule with
+// that id for everyone: a later definition is used only for those an
+// earlier one does not apply to, so one after a rule for everyone would
+// never be used.
+func (fp *fileParser) checkSQLRules(rules []sqlRule) {
+	forAll := map[string]bool{}
+	for _, r := range rules {
+		id := r.rule.ID
+		if ruleIDRe.MatchString(id) {
+			if forAll[id] {
+				if r.everyone() {
+					fp.errorf(r.pos, "sql rule %q: duplicate id", id)
+				} else {
+					fp.errorf(r.pos, "sql rule %q: duplicate id: a rule above with this id applies to everyone, so this scoped one would never be used (put it first)", id)
+				}
+				continue
+			}
+			forAll[id] = forAll[id] || r.everyone()
+		}
+		_, err := sqlpolicy.New([]sqlpolicy.Rule{r.rule})
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			var re *sqlpolicy.RuleError
+			switch {
+			case e == nil:
+			case errors.As(e, &re):
+				fp.errorf(r.pos, "sql rule %q: %v", re.ID, re.Err)
+			default:
+				fp.errorf(r.pos, "sql rule %q: %v", id, e) // impossible: New reports RuleErrors
+			}
 		}
 	}
-	replaced := map[string]bool{}
-	for _, r := range over {
-		if i, ok := first[r.rule.ID]; ok && !replaced[r.rule.ID] {
-			merged[i], replaced[r.rule.ID] = r, true
-			continue
-		}
-		merged = append(merged, r) // a second one with the same id is sqlpolicy's duplicate
-	}
-	rules := make([]sqlpolicy.Rule, len(merged))
-	for i, r := range merged {
-		rules[i] = r.rule
-	}
-	c, err := sqlpolicy.New(rules)
-	if err == nil {
-		return c
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
-		var re *sqlpolicy.RuleError
-		if !errors.As(e, &re) || re.Index < 0 || re.Index >= len(merged) {
-			fp.errorf(nil, "sql rules: %v", e) // impossible: New reports RuleErrors
-			continue
-		}
-		if r := merged[re.Index]; reportBase || r.target {
-			fp.errorf(r.pos, "sql rule %q: %v", re.ID, re.Err)
-		}
-	}
-	return nil
 }
 
 // SQLClassifier returns the SQL policy for a database target: the built-in
 // SQL rules with the file's sql.rules over them, and the target's own
-// sql.targets.<target>.rules over those. A target of "" or one without a
-// section of its own gets sql.rules alone; SQL found in shell commands
-// (psql -c, here-documents) is judged with that. It never returns nil.
+// sql.targets.<target>.rules over those. A target of "" or one without
+// rules of its own gets sql.rules alone; SQL found in shell commands
+// (psql -c, here-documents) is judged with that. Rules scoped by principal
+// or role are left out: SQLClassifierFor applies them. It never returns
+// nil.
 func (p *Policy) SQLClassifier(target string) *sqlpolicy.Classifier {
 	if p == nil {
 		p = defaultPolicy
@@ -292,7 +345,7 @@ func (p *Policy) SQLMaxRows() int {
 }
 
 // SQLTargets returns the names of the targets with rules of their own
-// (sql.targets), sorted.
+// (sql.targets, or named by the targets of a rule of sql.rules), sorted.
 func (p *Policy) SQLTargets() []string {
 	if p == nil {
 		p = defaultPolicy

@@ -401,3 +401,15 @@ func resultOf(r Rule, detail string) policy.Result {
 	}
 	return policy.Result{Decision: r.Decision, Rule: r.ID, Reason: reason, Hint: r.Hint}
 }
+
+// Replaces is the tie-break of both policy engines, this one and the
+// shell's (shellpolicy), when several rules decide the same input: it
+// reports whether r should replace cur, the result so far. A stricter
+// decision wins; on a tie the result found first is kept, unless it is
+// only a fallback and r is not. The fallback is, here, a statement's
+// baseline verdict (sql-read for a SELECT, sql-write for an INSERT), which
+// any other finding of the same decision replaces; in the shell it is
+// default-allow.
+func Replaces(r policy.Result, rFallback bool, cur policy.Result, curFallback bool) bool {
+	return r.Stricter(cur) || r.Decision == cur.Decision && curFallback && !rFallback
+}
