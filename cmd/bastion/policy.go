@@ -75,8 +75,8 @@ func (pf *policyFlags) add(c *cobra.Command) {
 	c.Flags().StringVarP(&pf.command, "command", "c", "", "the shell command line to check (one line or a whole script)")
 	c.Flags().StringVar(&pf.sql, "sql", "", "an SQL string to check with the SQL policy")
 	c.Flags().StringVar(&pf.file, "policy", "", "policy file applied over the built-in policy (default: built-in only)")
-	c.Flags().StringVar(&pf.in.Principal, "principal", "", "principal the command runs as, for rules scoped by principal")
-	c.Flags().StringVar(&pf.in.Role, "role", "", "role of the agent, for rules scoped by role")
+	c.Flags().StringVar(&pf.in.Principal, "principal", "", "principal the command runs as, for shell and SQL rules scoped by principal")
+	c.Flags().StringVar(&pf.in.Role, "role", "", "role of the agent, for shell and SQL rules scoped by role")
 	c.Flags().StringVar(&pf.in.Target, "target", "", "database target the SQL goes to, for the policy's sql.targets rules (default: the sql rules for every target)")
 }
 
@@ -162,7 +162,8 @@ string; it replaces --target for that line and is kept in the output like
 any other field; a target without rules of its own gets sql.rules). SQL
 inside a shell command (psql -c, here-documents) is judged with sql.rules
 alone, as bastion's shell does; the target's rules apply again when the
-statement reaches the database proxy.
+statement reaches the database proxy. --principal and --role pick the
+rules scoped to them (principals:, roles:), shell and SQL rules alike.
 
 ` + exitCodesHelp,
 		Example: `  bastion policy check -c 'rm -rf /tmp/build'
