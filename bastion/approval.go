@@ -17,6 +17,13 @@ import (
 	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
 )
 
+// heldAt is what a held command or statement runs against, as its
+// approval request names it.
+type heldAt struct {
+	target string // "shell", or the database target of a statement
+	cwd    string // a command's working directory; empty for a statement
+}
+
 // holdOutcome is how a held command ended.
 type holdOutcome int
 
@@ -33,8 +40,8 @@ const (
 // shows it (what the approver sees and the approval binds to) and parts
 // every part of it that needs approval with its rule (nil: res alone). It
 // writes what the agent needs to text and returns the exit code to use
-// when the command must not run.
-func (sess *session) hold(ctx context.Context, run, masked string, res policy.Result, parts []approvals.Part, text func(string)) (holdOutcome, int) {
+// when the command must not run. at names what it runs against.
+func (sess *session) hold(ctx context.Context, run, masked string, res policy.Result, parts []approvals.Part, at heldAt, text func(string)) (holdOutcome, int) {
 	s := sess.srv
 	if s.Approvals == nil {
 		text(sess.refusalText("approval required", res.Reason, "ask an operator to run it, or change the command", res))
@@ -56,8 +63,8 @@ func (sess *session) hold(ctx context.Context, run, masked string, res policy.Re
 		task = sess.ident.Provenance.Task
 	}
 	req, err := s.Approvals.Create(ctx, approvals.Request{
-		Requester: sess.ident.Provenance, SessionID: sess.id, Target: "shell", Command: masked, Parts: parts,
-		Rule: res.Rule, Reason: res.Reason, AgentReason: sess.agentReason(), Task: s.Masker.String(task), Cwd: s.cfg.Exec.Dir,
+		Requester: sess.ident.Provenance, SessionID: sess.id, Target: at.target, Command: masked, Parts: parts,
+		Rule: res.Rule, Reason: res.Reason, AgentReason: sess.agentReason(), Task: s.Masker.String(task), Cwd: at.cwd,
 	})
 	if err != nil {
 		s.Logger.Error("create approval", "session", sess.id, "err", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bastion-dev/bastion/audit"
@@ -118,12 +119,6 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 		refuse(err.Error(), "bastion: "+err.Error())
 		return
 	}
-	probe := &session{srv: s, ident: id}
-	if err := s.acquire(probe); err != nil {
-		refuse(err.Error(), "bastion: "+err.Error())
-		return
-	}
-	defer s.release(probe)
 	ch, reqs, err := newChan.Accept()
 	if err != nil {
 		return
@@ -147,6 +142,18 @@ func (s *Server) directTCPIP(_ *gliderssh.Server, conn *ssh.ServerConn, newChan 
 // shell sessions; its statements are in the recording and the audit log,
 // not in the command index.
 func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent string) {
+	p := s.db.proxy(s, t)
+	owner := sess.ident.Provenance.String()
+	if err := s.db.acquire(owner, s.cfg.Limits.MaxDBConnectionsPerIdentity); err != nil {
+		// Over the limit: the server's own answer after the startup
+		// exchange, never a reset (a pool retries on 53300). A
+		// CancelRequest on this connection is still served.
+		s.audit(sess.event(audit.ChannelRefused, channelRefused{Channel: "postgres", Target: t.Name, Reason: err.Error()}))
+		p.ServeConn(sess.ctx, conn, pgproxy.Conn{Owner: owner, Refuse: &pgproxy.Refusal{Code: pgproxy.CodeTooManyConnections,
+			Message: "bastion: " + err.Error(), Hint: "close idle connections or lower the pool size, then retry"}})
+		return
+	}
+	defer s.db.release(owner)
 	h := recordings.Header{Width: 120, Height: 30, Timestamp: s.Clock().Unix(), Command: sess.command, Title: "bastion " + sess.command,
 		Env: map[string]string{"TERM": "xterm-256color"}, Bastion: sess.meta(t.Name)}
 	life, err := sess.open(h, sessionStarted{Kind: "db", Target: t.Name, Principal: sess.ident.Principal, Serial: sess.ident.Serial, Parent: parent})
@@ -163,16 +170,7 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		life.close(ExitRecordingUnavailable, errRecordingFailed)
 		return
 	}
-	// The target's own SQL rules (sql.targets.<name> in the policy file)
-	// over the rules for every target, compiled once when the policy loaded.
-	classifier := s.Policy.SQLClassifier(t.Name)
-	maxRows := s.Policy.SQLMaxRows()
-	if maxRows == 0 {
-		maxRows = -1 // sql.max_rows: 0 asks for no estimate; pgproxy's 0 is its default
-	}
-	p := &pgproxy.Proxy{Target: t.Target, Classifier: classifier, Masker: s.Masker, Logger: s.Logger, MaxRows: maxRows,
-		Hooks: sess.sqlGate(classifier, tl)}
-	err = p.Serve(sess.ctx, conn)
+	err = p.ServeConn(sess.ctx, conn, pgproxy.Conn{Owner: owner, Hooks: sess.sqlGate(t, p.Classifier, tl)})
 	if serr := tl.finish(); serr != nil && err == nil {
 		err = serr
 		sess.cancel(errRecordingFailed)
@@ -185,6 +183,61 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		}
 	}
 	life.close(code, err)
+}
+
+// dbConns are the server's database connections: one proxy per target,
+// shared by every connection to it (a CancelRequest comes on a connection
+// of its own, and must find the session it cancels), and the count of
+// each identity's connections against limits.max_db_connections_per_identity
+// (a service's pool is not interactive sessions: these do not count
+// against max_sessions_per_identity).
+type dbConns struct {
+	mu      sync.Mutex
+	proxies map[string]*pgproxy.Proxy // by target name; guarded by mu
+	perSubj map[string]int            // guarded by mu
+}
+
+// proxy is target t's proxy, made on first use.
+func (d *dbConns) proxy(s *Server, t DBTarget) *pgproxy.Proxy {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.proxies[t.Name]; p != nil {
+		return p
+	}
+	// The target's own SQL rules (sql.targets.<name> in the policy file)
+	// over the rules for every target, compiled once when the policy loaded.
+	maxRows := s.Policy.SQLMaxRows()
+	if maxRows == 0 {
+		maxRows = -1 // sql.max_rows: 0 asks for no estimate; pgproxy's 0 is its default
+	}
+	p := &pgproxy.Proxy{Target: t.Target, Classifier: s.Policy.SQLClassifier(t.Name), Masker: s.Masker, Logger: s.Logger, MaxRows: maxRows}
+	if d.proxies == nil {
+		d.proxies = map[string]*pgproxy.Proxy{}
+	}
+	d.proxies[t.Name] = p
+	return p
+}
+
+// acquire counts a connection of subj against limit; release undoes it.
+func (d *dbConns) acquire(subj string, limit int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := d.perSubj[subj]; n >= limit {
+		return fmt.Errorf("%s already has %d open database connections (limit %d)", subj, n, limit)
+	}
+	if d.perSubj == nil {
+		d.perSubj = map[string]int{}
+	}
+	d.perSubj[subj]++
+	return nil
+}
+
+func (d *dbConns) release(subj string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.perSubj[subj]--; d.perSubj[subj] <= 0 {
+		delete(d.perSubj, subj)
+	}
 }
 
 // asyncSink is an audit sink that can append without waiting for the

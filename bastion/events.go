@@ -164,6 +164,24 @@ func (d statementRan) fields() map[string]any {
 	return m
 }
 
+// eventQueryCancel is the audit event of a CancelRequest through a
+// database tunnel (a contract with log consumers, like the types in
+// package audit).
+const eventQueryCancel = "query.cancel"
+
+// statementCancelled is the detail of eventQueryCancel.
+type statementCancelled struct {
+	Target  string
+	Outcome string // pgproxy.CancelOutcome
+	Error   string
+}
+
+func (d statementCancelled) fields() map[string]any {
+	m := map[string]any{"target": d.Target, "outcome": d.Outcome}
+	putString(m, "error", d.Error)
+	return m
+}
+
 // fields is a detail whose keys vary (connection-level events that carry
 // a limit or a count); prefer a typed detail for anything about a session.
 type fields map[string]any

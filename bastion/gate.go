@@ -79,7 +79,7 @@ func (sess *session) gate(ctx context.Context, input string, show func(string)) 
 		}
 		return verdict{code: code, refusal: sess.refusalText("denied", res.Reason, res.Hint, res), denied: true}
 	case policy.Approve:
-		if out, code := sess.hold(ctx, input, masked, res, sess.shellParts(input), show); out != holdRun {
+		if out, code := sess.hold(ctx, input, masked, res, sess.shellParts(input), heldAt{target: "shell", cwd: sess.srv.cfg.Exec.Dir}, show); out != holdRun {
 			sess.endCommand(code, 0)
 			return verdict{code: code}
 		}
@@ -140,7 +140,7 @@ func certificateRefusal(err error) policy.Result {
 // hooks: pgproxy decides each statement with classifier (the target's SQL
 // rules) and calls these for the other stages. Statements are recorded by
 // log.
-func (sess *session) sqlGate(classifier *sqlpolicy.Classifier, log *tunnelLog) pgproxy.Hooks {
+func (sess *session) sqlGate(t DBTarget, classifier *sqlpolicy.Classifier, log *tunnelLog) pgproxy.Hooks {
 	s := sess.srv
 	return pgproxy.Hooks{
 		// Every statement checks the certificate, as every exec and shell
@@ -148,10 +148,16 @@ func (sess *session) sqlGate(classifier *sqlpolicy.Classifier, log *tunnelLog) p
 		// refuses it even before the connection is closed.
 		Admit: func() error { return s.live.admit(sess.ident) },
 		Approve: func(ctx context.Context, stmt string, res policy.Result, notice func(string)) (bool, string) {
-			out, _ := sess.hold(ctx, stmt, s.Masker.String(stmt), res, sqlParts(s.Masker, classifier.Classify(stmt)), func(msg string) {
-				// The waiting line (first line of msg) becomes a NoticeResponse.
+			at := heldAt{target: t.Name}
+			out, _ := sess.hold(ctx, stmt, s.Masker.String(stmt), res, sqlParts(s.Masker, classifier.Classify(stmt)), at, func(msg string) {
+				// The first line of msg becomes a NoticeResponse: a person
+				// at psql sees why it waits, and how to release it.
 				line, _, _ := strings.Cut(msg, "\n")
-				notice(strings.TrimSpace(line))
+				line = strings.TrimSpace(line)
+				if id, ok := pendingID(msg); ok {
+					line += "; an approver runs: bastion approvals approve " + id
+				}
+				notice(line)
 			})
 			if out == holdRun {
 				return true, ""
@@ -159,5 +165,22 @@ func (sess *session) sqlGate(classifier *sqlpolicy.Classifier, log *tunnelLog) p
 			return false, "not approved"
 		},
 		Statement: log.statement,
+		Cancel: func(ev pgproxy.CancelEvent) {
+			d := statementCancelled{Target: ev.Target, Outcome: string(ev.Outcome)}
+			if ev.Err != nil {
+				d.Error = ev.Err.Error()
+			}
+			s.audit(sess.event(eventQueryCancel, d))
+		},
 	}
+}
+
+// pendingID is the approval id in a hold's waiting text (its JSON line).
+func pendingID(msg string) (string, bool) {
+	_, rest, ok := strings.Cut(msg, `"approval":"`)
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, `"`)
+	return id, ok && id != ""
 }

@@ -83,6 +83,7 @@ type Server struct {
 	closing  bool                  // guarded by mu
 	startMu  sync.Mutex            // serialises start (Serve, HandleConn)
 	started  bool                  // guarded by startMu: start succeeded
+	db       dbConns               // database connections and their proxies
 }
 
 // ctxKey types keep context values private to this package.

@@ -152,9 +152,13 @@ type Exec struct {
 
 // Limits bounds sessions.
 type Limits struct {
-	// MaxSessionsPerIdentity bounds concurrent sessions of one subject;
-	// default 16.
+	// MaxSessionsPerIdentity bounds concurrent sessions (exec, shell) of
+	// one subject; default 16.
 	MaxSessionsPerIdentity int `yaml:"max_sessions_per_identity"`
+	// MaxDBConnectionsPerIdentity bounds concurrent database connections
+	// (tunnels and in-session sockets) of one subject; default 100. A
+	// connection over it gets FATAL 53300 too_many_connections.
+	MaxDBConnectionsPerIdentity int `yaml:"max_db_connections_per_identity"`
 	// IdleTimeout ends a session with no traffic; default 30m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxSessionDuration ends any session; default 8h.
@@ -212,6 +216,9 @@ func (c Config) WithDefaults() Config {
 	def(&c.Exec.Path, "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
 	if c.Limits.MaxSessionsPerIdentity == 0 {
 		c.Limits.MaxSessionsPerIdentity = 16
+	}
+	if c.Limits.MaxDBConnectionsPerIdentity == 0 {
+		c.Limits.MaxDBConnectionsPerIdentity = 100
 	}
 	if c.Limits.IdleTimeout == 0 {
 		c.Limits.IdleTimeout = 30 * time.Minute

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
 
 	"github.com/bastion-dev/bastion/policy"
 )
@@ -76,7 +77,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 				Hint:   "Send Parse for the statement first; EXECUTE runs SQL-prepared statements."}
 			return s.refuseParse(stmtInfo{text: "<bind " + m.PreparedStatement + ">", res: res}, s.refusalFor(res))
 		}
-		if admit := s.p.Hooks.Admit; admit != nil {
+		if admit := s.hooks.Admit; admit != nil {
 			// A prepared statement runs again at each Bind: the
 			// certificate is checked again too.
 			if err := admit(); err != nil {
@@ -289,7 +290,7 @@ func (s *session) sync() error {
 // error to refuse with. It asks Hooks.Approve for an approve verdict. The
 // error return is the session's end.
 func (s *session) decide(info *stmtInfo) (*userError, error) {
-	if admit := s.p.Hooks.Admit; admit != nil {
+	if admit := s.hooks.Admit; admit != nil {
 		if err := admit(); err != nil {
 			info.res = policy.Result{Decision: policy.Deny, Rule: RuleCertificate, Reason: err.Error()}
 		}
@@ -299,9 +300,14 @@ func (s *session) decide(info *stmtInfo) (*userError, error) {
 		return nil, nil
 	case policy.Approve:
 	default:
+		if info.res.Rule == ruleParseError {
+			if ue := s.syntaxError(info.text); ue != nil {
+				return ue, nil
+			}
+		}
 		return s.refusalFor(info.res), nil
 	}
-	approve := s.p.Hooks.Approve
+	approve := s.hooks.Approve
 	if approve == nil {
 		return &userError{severity: "ERROR", code: codeInsufficientPrivilege,
 			msg: "bastion: approval required: " + describe(info.res), hint: info.res.Hint}, nil
@@ -338,6 +344,24 @@ func (s *session) decide(info *stmtInfo) (*userError, error) {
 
 // RuleCertificate is the rule of a statement Hooks.Admit refused.
 const RuleCertificate = "certificate"
+
+// ruleParseError is sqlpolicy's rule for a statement its parser (the
+// server's own) rejects.
+const ruleParseError = "sql-parse-error"
+
+// syntaxError is the server's own answer to a statement its parser
+// rejects, as drivers and ORMs branch on it: SQLSTATE 42601 with the
+// parser's message and position (PostgreSQL sends the same, the parser
+// being the same), masked like every error. The statement was not sent;
+// nil when text parses (the rule came from elsewhere).
+func (s *session) syntaxError(text string) *userError {
+	_, err := pg_query.Parse(text)
+	var pe *pgparser.Error
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	return &userError{severity: "ERROR", code: codeSyntaxError, msg: s.masker.String(pe.Message), position: int32(pe.Cursorpos)}
+}
 
 func (s *session) refusalFor(res policy.Result) *userError {
 	return &userError{severity: "ERROR", code: codeInsufficientPrivilege,

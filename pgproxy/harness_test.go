@@ -23,6 +23,12 @@ import (
 // returns the listener's address.
 func serveLocal(t testing.TB, p *Proxy) string {
 	t.Helper()
+	return serveLocalConn(t, p, func() Conn { return Conn{Hooks: p.Hooks} })
+}
+
+// serveLocalConn is serveLocal with each connection's Conn from conn.
+func serveLocalConn(t testing.TB, p *Proxy, conn func() Conn) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,7 @@ func serveLocal(t testing.TB, p *Proxy) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p.Serve(ctx, c)
+				p.ServeConn(ctx, c, conn())
 			}()
 		}
 	}()

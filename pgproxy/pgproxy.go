@@ -125,7 +125,29 @@ type Hooks struct {
 	// Returning an error (the recording failed) ends the connection: fail
 	// closed. nil: no events.
 	Statement func(ev StatementEvent) error
+
+	// Cancel is told of each CancelRequest that came on this connection,
+	// once the proxy has acted on it. nil: not told.
+	Cancel func(ev CancelEvent)
 }
+
+// CancelEvent is one CancelRequest and what the proxy did with it.
+type CancelEvent struct {
+	Target  string
+	Outcome CancelOutcome
+	Err     error // CancelFailed: why
+}
+
+// CancelOutcome is what a CancelRequest did.
+type CancelOutcome string
+
+const (
+	CancelForwarded CancelOutcome = "forwarded" // sent upstream with the server's own key
+	CancelApproval  CancelOutcome = "approval"  // stopped a statement waiting for approval
+	CancelUnknown   CancelOutcome = "unknown"   // no session of this proxy has the key
+	CancelNotOwner  CancelOutcome = "not-owner" // the session belongs to another owner
+	CancelFailed    CancelOutcome = "failed"    // the server could not be reached
+)
 
 // StatementEvent describes one statement, for recording and audit.
 type StatementEvent struct {
@@ -195,10 +217,44 @@ const (
 	defaultDial    = 15 * time.Second
 )
 
-// Serve proxies one client connection until either side closes, the client
-// terminates, or ctx ends (the client then gets FATAL 57P01). It closes
-// client. It returns nil when the client ended the session normally.
+// Serve proxies one client connection with the Proxy's Hooks: ServeConn
+// with Conn{Hooks: p.Hooks}.
 func (p *Proxy) Serve(ctx context.Context, client net.Conn) error {
+	return p.ServeConn(ctx, client, Conn{Hooks: p.Hooks})
+}
+
+// Conn is what one client connection brings to a Proxy shared by many: its
+// own hooks (its recording and approvals), and whose it is.
+type Conn struct {
+	Hooks Hooks
+	// Owner names the agent the connection belongs to. A CancelRequest
+	// (which PostgreSQL clients send on a new connection) is honoured only
+	// when it comes on a connection of the same Owner: one agent cannot
+	// cancel another's statements even with its key.
+	Owner string
+	// Refuse, when set, refuses the connection after its startup message
+	// with this FATAL error, as PostgreSQL refuses one over
+	// max_connections; the server is not contacted. A CancelRequest on
+	// such a connection is still handled: a client at its connection limit
+	// must still be able to stop a runaway query.
+	Refuse *Refusal
+}
+
+// Refusal is a FATAL ErrorResponse for a refused connection.
+type Refusal struct {
+	Code    string // SQLSTATE, e.g. CodeTooManyConnections
+	Message string
+	Hint    string
+}
+
+// CodeTooManyConnections is SQLSTATE 53300, too_many_connections.
+const CodeTooManyConnections = "53300"
+
+// ServeConn proxies one client connection until either side closes, the
+// client terminates, or ctx ends (the client then gets FATAL 57P01). It
+// closes client. It returns nil when the client ended the session
+// normally, or when the connection only carried a CancelRequest.
+func (p *Proxy) ServeConn(ctx context.Context, client net.Conn, c Conn) error {
 	defer client.Close()
 	log := p.logger()
 	rd := &readErr{r: client}
@@ -207,7 +263,7 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn) error {
 
 	stop := context.AfterFunc(ctx, func() { client.Close() })
 	client.SetDeadline(time.Now().Add(startupTimeout))
-	sm, err := p.startup(be, rd, client)
+	sm, err := p.startup(be, rd, client, c)
 	client.SetDeadline(time.Time{})
 	if !stop() {
 		return context.Cause(ctx)
@@ -223,6 +279,11 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn) error {
 	if sm == nil { // a CancelRequest, handled
 		return nil
 	}
+	if r := c.Refuse; r != nil {
+		ue := &userError{severity: "FATAL", code: r.Code, msg: r.Message, hint: r.Hint}
+		writeFatal(client, ue)
+		return ue
+	}
 
 	s, err := p.connect(ctx, client, be, rd, sm)
 	if err != nil {
@@ -233,6 +294,7 @@ func (p *Proxy) Serve(ctx context.Context, client net.Conn) error {
 		log.Warn("pgproxy: connect upstream", "target", p.Target.Name, "err", err)
 		return err
 	}
+	s.hooks, s.owner = c.Hooks, c.Owner
 	p.register(s)
 	defer p.unregister(s)
 	return s.run()
@@ -272,25 +334,42 @@ func (p *Proxy) unregister(s *session) {
 	delete(p.sessions, s.keyPID)
 }
 
-// cancel handles a CancelRequest: a statement waiting for approval stops
-// waiting; otherwise the request goes upstream with the real key. Like
-// PostgreSQL, nothing is answered, and an unknown key is ignored.
-func (p *Proxy) cancel(req *pgproto3.CancelRequest) {
+// cancel handles a CancelRequest that came on a connection of from: a
+// statement waiting for approval stops waiting; otherwise the request goes
+// upstream with the real key. Like PostgreSQL, nothing is answered, and an
+// unknown key is ignored; from's Hooks.Cancel is told either way.
+func (p *Proxy) cancel(req *pgproto3.CancelRequest, from Conn) {
 	p.mu.Lock()
 	s := p.sessions[req.ProcessID]
 	p.mu.Unlock()
+	ev := CancelEvent{Target: p.Target.Name}
+	defer func() {
+		if from.Hooks.Cancel != nil {
+			from.Hooks.Cancel(ev)
+		}
+	}()
 	if s == nil || subtle.ConstantTimeCompare(s.keySecret, req.SecretKey) != 1 {
+		ev.Outcome = CancelUnknown
 		p.logger().Debug("pgproxy: cancel request for unknown session", "pid", req.ProcessID)
 		return
 	}
+	if s.owner != from.Owner {
+		ev.Outcome = CancelNotOwner
+		p.logger().Warn("pgproxy: cancel request from another owner refused", "target", p.Target.Name)
+		return
+	}
 	if s.cancelApproval() {
+		ev.Outcome = CancelApproval
 		return
 	}
 	ctx, done := context.WithTimeout(context.Background(), p.dialTimeout())
 	defer done()
 	if err := p.sendCancel(ctx, s.upPID, s.upSecret); err != nil {
+		ev.Outcome, ev.Err = CancelFailed, err
 		p.logger().Warn("pgproxy: forward cancel request", "target", p.Target.Name, "err", err)
+		return
 	}
+	ev.Outcome = CancelForwarded
 }
 
 func (p *Proxy) dialTimeout() time.Duration {
@@ -377,6 +456,7 @@ type userError struct {
 	code     string // SQLSTATE
 	msg      string
 	hint     string
+	position int32 // 1-based character position in the statement; 0: none
 	err      error
 }
 
@@ -391,12 +471,13 @@ func (e *userError) Unwrap() error { return e.err }
 
 func (e *userError) response() *pgproto3.ErrorResponse {
 	return &pgproto3.ErrorResponse{Severity: e.severity, SeverityUnlocalized: e.severity,
-		Code: e.code, Message: e.msg, Hint: e.hint}
+		Code: e.code, Message: e.msg, Hint: e.hint, Position: e.position}
 }
 
 // SQLSTATE codes the proxy sends (PostgreSQL Appendix A).
 const (
 	codeInsufficientPrivilege = "42501" // a refused statement
+	codeSyntaxError           = "42601" // a statement the parser rejects
 	codeQueryCanceled         = "57014"
 	codeAdminShutdown         = "57P01"
 	codeConnectionFailure     = "08006"

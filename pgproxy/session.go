@@ -31,6 +31,8 @@ import (
 // ErrorResponse belongs to.
 type session struct {
 	p          *Proxy
+	hooks      Hooks  // the connection's (Conn.Hooks)
+	owner      string // the connection's (Conn.Owner), for CancelRequest
 	log        *slog.Logger
 	ctx        context.Context
 	cancel     context.CancelCauseFunc
@@ -439,7 +441,7 @@ const reportQueue = 256
 // nothing upstream before it is recorded. An error ends the session. The
 // relay calls report holding mu.
 func (s *session) report(e *entry, refused bool) {
-	if s.p.Hooks.Statement == nil || !e.report {
+	if s.hooks.Statement == nil || !e.report {
 		return
 	}
 	e.report = false // once: a refusal is reported when made, not again when popped
@@ -484,7 +486,7 @@ func (s *session) record(r *report) {
 	r.ev.Text = s.masker.String(r.ev.Text)
 	r.ev.Error = s.masker.String(r.errMsg)
 	s.hookMu.Lock()
-	err := s.p.Hooks.Statement(r.ev)
+	err := s.hooks.Statement(r.ev)
 	s.hookMu.Unlock()
 	if err != nil {
 		s.cancel(fatal(codeSystemError, "bastion: the statement could not be recorded; the session is closed", err))

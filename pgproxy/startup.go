@@ -18,7 +18,7 @@ import (
 // are declined with 'N' (the SSH channel is already encrypted), a
 // CancelRequest is handled and yields (nil, nil), and a StartupMessage is
 // returned.
-func (p *Proxy) startup(be *pgproto3.Backend, rd *readErr, client net.Conn) (*pgproto3.StartupMessage, error) {
+func (p *Proxy) startup(be *pgproto3.Backend, rd *readErr, client net.Conn, c Conn) (*pgproto3.StartupMessage, error) {
 	for i := 0; ; i++ {
 		msg, err := be.ReceiveStartupMessage()
 		if err != nil {
@@ -37,7 +37,7 @@ func (p *Proxy) startup(be *pgproto3.Backend, rd *readErr, client net.Conn) (*pg
 				return nil, err
 			}
 		case *pgproto3.CancelRequest:
-			p.cancel(m)
+			p.cancel(m, c)
 			return nil, nil
 		case *pgproto3.StartupMessage:
 			return m, nil
