@@ -39,86 +39,20 @@ func (a *analyzer) interpreter(env *cmdEnv, n string, argv []field) bool {
 		return false
 	}
 	lang := strings.TrimRight(n, "0123456789.")
-	var code []field
-	var files []field
-	script, module, inPlace, stdin := false, false, false, false
-	var scriptFile *field
-	for i := 1; i < len(argv); i++ {
-		f := argv[i]
-		s := f.s
-		if script || module {
-			files = append(files, f)
-			continue
-		}
-		takeNext := func() {
-			if i+1 < len(argv) {
-				i++
-				code = append(code, argv[i])
-			}
-		}
-		switch {
-		case s == "-":
-			stdin = true
-		case s == "--":
-			script = len(code) == 0
-			if script && i+1 < len(argv) {
-				scriptFile = &argv[i+1]
-			}
-		case lang == "deno" && s == "eval", lang == "bun" && (s == "-e" || s == "--eval"):
-			takeNext()
-		case s == "--eval" || s == "--print" || s == "-Command" || strings.EqualFold(s, "-command") || strings.EqualFold(s, "-c") && (lang == "pwsh" || lang == "powershell"):
-			takeNext()
-		case strings.HasPrefix(s, "--eval=") || strings.HasPrefix(s, "--print="):
-			name, _, _ := strings.Cut(s, "=")
-			code = append(code, suffixField(f, name+"="))
-		case (lang == "pwsh" || lang == "powershell") && strings.HasPrefix(strings.ToLower(s), "-e"):
-			a.hit(env.fr, ruleDecoded, n+" "+s)
-			return true
-		case strings.HasPrefix(s, "-") && len(s) > 1 && !strings.HasPrefix(s, "--") && !f.unknown():
-		cluster:
-			for j := 1; j < len(s); j++ {
-				c := s[j]
-				isCode := c == 'e' || c == 'E' && lang == "perl" || c == 'c' && (lang == "python" || lang == "pypy") ||
-					c == 'r' && lang == "php" || c == 'p' && (lang == "node" || lang == "nodejs") || c == 'c' && lang == "expect"
-				switch {
-				case isCode:
-					if j+1 < len(s) {
-						code = append(code, suffixField(f, s[:j+1]))
-					} else {
-						takeNext()
-					}
-					break cluster
-				case c == 'm' && (lang == "python" || lang == "pypy"):
-					module = true
-					break cluster
-				case c == 'i' && (lang == "perl" || lang == "ruby"):
-					inPlace = true
-					break cluster // the rest is a backup suffix
-				case strings.IndexByte("IMmx0lCdDF", c) >= 0 && (lang == "perl" || lang == "ruby"):
-					break cluster // the rest is the option's value
-				case strings.IndexByte("WX", c) >= 0 && (lang == "python" || lang == "pypy"):
-					if j+1 == len(s) {
-						i++
-					}
-					break cluster
-				}
-			}
-		default:
-			if len(code) > 0 {
-				files = append(files, f)
-			} else {
-				script, scriptFile = true, &argv[i]
-			}
-		}
+	ia := interpreterArgs(lang, argv)
+	if ia.encoded != "" {
+		a.hit(env.fr, ruleDecoded, n+" "+ia.encoded)
+		return true
 	}
-	for _, c := range code {
+	for _, c := range ia.code {
 		a.oneLiner(env, n, c)
 	}
-	if inPlace {
-		for _, f := range files {
+	if ia.inPlace {
+		for _, f := range ia.files {
 			a.writeTarget(env.sc, env.fr, f, true)
 		}
 	}
+	code, scriptFile := ia.code, ia.scriptFile
 	switch {
 	case scriptFile != nil && len(code) == 0 && lang != "deno" && lang != "bun": // those take subcommands
 		// a script file is as opaque as bash script.sh: it may have been
@@ -132,13 +66,100 @@ func (a *analyzer) interpreter(env *cmdEnv, n string, argv []field) bool {
 			a.hit(env.fr, ruleOpaqueScript, n+" "+scriptFile.disp)
 			a.writtenScript(env, *scriptFile, n)
 		}
-	case len(code) == 0 && !script && !module && (stdin || env.in != nil):
+	case len(code) == 0 && !ia.script && !ia.module && (ia.stdin || env.in != nil):
 		a.interpStream(env, n, env.in)
-	case len(code) == 0 && !script && !module && !infoOnly(argv[1:]) && lang != "deno" && lang != "bun":
+	case len(code) == 0 && !ia.script && !ia.module && !infoOnly(argv[1:]) && lang != "deno" && lang != "bun":
 		// A REPL on the session: what is typed into it is never checked.
 		a.interpStream(env, n, nil)
 	}
 	return true
+}
+
+// interpArgs is what an interpreter's command line holds.
+type interpArgs struct {
+	code       []field // inline code: -c, -e, --eval
+	files      []field // the operands after the code or the script
+	scriptFile *field  // the script file it runs
+	script     bool    // it runs a script file (or what follows --)
+	module     bool    // it runs a module (python -m)
+	inPlace    bool    // it edits its files in place (perl -i, ruby -i)
+	stdin      bool    // it reads its code from standard input (-)
+	encoded    string  // pwsh -EncodedCommand: the option; the code is not visible
+}
+
+// interpreterArgs reads the options of interpreter lang (python, perl,
+// pwsh...): which take inline code, which end the options.
+func interpreterArgs(lang string, argv []field) interpArgs {
+	var ia interpArgs
+	for i := 1; i < len(argv); i++ {
+		f := argv[i]
+		s := f.s
+		if ia.script || ia.module {
+			ia.files = append(ia.files, f)
+			continue
+		}
+		takeNext := func() {
+			if i+1 < len(argv) {
+				i++
+				ia.code = append(ia.code, argv[i])
+			}
+		}
+		switch {
+		case s == "-":
+			ia.stdin = true
+		case s == "--":
+			ia.script = len(ia.code) == 0
+			if ia.script && i+1 < len(argv) {
+				ia.scriptFile = &argv[i+1]
+			}
+		case lang == "deno" && s == "eval", lang == "bun" && (s == "-e" || s == "--eval"):
+			takeNext()
+		case s == "--eval" || s == "--print" || s == "-Command" || strings.EqualFold(s, "-command") || strings.EqualFold(s, "-c") && (lang == "pwsh" || lang == "powershell"):
+			takeNext()
+		case strings.HasPrefix(s, "--eval=") || strings.HasPrefix(s, "--print="):
+			name, _, _ := strings.Cut(s, "=")
+			ia.code = append(ia.code, suffixField(f, name+"="))
+		case (lang == "pwsh" || lang == "powershell") && strings.HasPrefix(strings.ToLower(s), "-e"):
+			ia.encoded = s
+			return ia
+		case strings.HasPrefix(s, "-") && len(s) > 1 && !strings.HasPrefix(s, "--") && !f.unknown():
+		cluster:
+			for j := 1; j < len(s); j++ {
+				c := s[j]
+				isCode := c == 'e' || c == 'E' && lang == "perl" || c == 'c' && (lang == "python" || lang == "pypy") ||
+					c == 'r' && lang == "php" || c == 'p' && (lang == "node" || lang == "nodejs") || c == 'c' && lang == "expect"
+				switch {
+				case isCode:
+					if j+1 < len(s) {
+						ia.code = append(ia.code, suffixField(f, s[:j+1]))
+					} else {
+						takeNext()
+					}
+					break cluster
+				case c == 'm' && (lang == "python" || lang == "pypy"):
+					ia.module = true
+					break cluster
+				case c == 'i' && (lang == "perl" || lang == "ruby"):
+					ia.inPlace = true
+					break cluster // the rest is a backup suffix
+				case strings.IndexByte("IMmx0lCdDF", c) >= 0 && (lang == "perl" || lang == "ruby"):
+					break cluster // the rest is the option's value
+				case strings.IndexByte("WX", c) >= 0 && (lang == "python" || lang == "pypy"):
+					if j+1 == len(s) {
+						i++
+					}
+					break cluster
+				}
+			}
+		default:
+			if len(ia.code) > 0 {
+				ia.files = append(ia.files, f)
+			} else {
+				ia.script, ia.scriptFile = true, &argv[i]
+			}
+		}
+	}
+	return ia
 }
 
 // infoOnly reports whether an interpreter's arguments only ask for its

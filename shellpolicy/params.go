@@ -102,45 +102,53 @@ func (a *analyzer) paramValue(sc *scope, pe *syntax.ParamExp, quoted bool) (pval
 		}
 	}
 	if pe.Index != nil {
-		idx := ""
-		if w, ok := pe.Index.(*syntax.Word); ok {
-			idx = w.Lit()
-		}
-		elems := v.elems
-		if !v.array && set {
-			if len(v.alts) != 1 {
-				return pval{}, false
-			}
-			elems = v.alts
-		}
-		switch {
-		case !set:
-			return pval{}, false
-		case idx == "@" || idx == "*":
-			if pe.Exp != nil || pe.Slice != nil || pe.Repl != nil {
-				return pval{}, false
-			}
-			if idx == "*" && quoted {
-				return pval{alts: []string{strings.Join(elems, " ")}}, true
-			}
-			return pval{elems: elems, splice: true}, true
-		case isDigits(idx):
-			n, _ := strconv.Atoi(idx)
-			v = val{}
-			if n < len(elems) {
-				v.alts = []string{elems[n]}
-			} else {
-				set = false
-			}
-		default:
-			return pval{}, false
-		}
-	} else if v.array {
+		return a.element(sc, pe, v, set, quoted)
+	}
+	if v.array {
 		if len(v.elems) > 0 {
 			v = val{alts: []string{v.elems[0]}}
 		} else {
 			v = val{alts: []string{""}}
 		}
+	}
+	return a.ops(sc, pe, v, set)
+}
+
+// element resolves ${x[i]}, ${x[@]} and ${x[*]} of variable x, whose value
+// is v (set: x is set). A variable that is no array is its element 0.
+func (a *analyzer) element(sc *scope, pe *syntax.ParamExp, v val, set, quoted bool) (pval, bool) {
+	idx := ""
+	if w, ok := pe.Index.(*syntax.Word); ok {
+		idx = w.Lit()
+	}
+	elems := v.elems
+	if !v.array && set {
+		if len(v.alts) != 1 {
+			return pval{}, false
+		}
+		elems = v.alts
+	}
+	switch {
+	case !set:
+		return pval{}, false
+	case idx == "@" || idx == "*":
+		if pe.Exp != nil || pe.Slice != nil || pe.Repl != nil {
+			return pval{}, false
+		}
+		if idx == "*" && quoted {
+			return pval{alts: []string{strings.Join(elems, " ")}}, true
+		}
+		return pval{elems: elems, splice: true}, true
+	case isDigits(idx):
+		n, _ := strconv.Atoi(idx)
+		v = val{}
+		if n < len(elems) {
+			v.alts = []string{elems[n]}
+		} else {
+			set = false
+		}
+	default:
+		return pval{}, false
 	}
 	return a.ops(sc, pe, v, set)
 }
@@ -152,8 +160,7 @@ func (a *analyzer) ops(sc *scope, pe *syntax.ParamExp, v val, set bool) (pval, b
 	if !set {
 		alts = nil // unset: unknown unless a default applies
 	}
-	switch {
-	case pe.Exp != nil:
+	if pe.Exp != nil {
 		word := func() []string { return a.expandString(sc, pe.Exp.Word) }
 		switch op := pe.Exp.Op; op {
 		case syntax.DefaultUnset, syntax.DefaultUnsetOrNull, syntax.AssignUnset, syntax.AssignUnsetOrNull:
@@ -183,62 +190,75 @@ func (a *analyzer) ops(sc *scope, pe *syntax.ParamExp, v val, set bool) (pval, b
 				}
 			}
 			return pval{alts: out}, true
+		}
+	}
+	alts, ok := a.rewrite(sc, pe, alts, set)
+	if !ok || !set && alts == nil || len(alts) == 0 {
+		return pval{}, false // no value at all would make the word vanish
+	}
+	return pval{alts: alts}, true
+}
+
+// rewrite applies the operators that rewrite each value (${x#pat}, ${x^^},
+// ${x:1:2}, ${x/a/b}) to alts, the values of x (set: x is set). It returns
+// false when the outcome is not known.
+func (a *analyzer) rewrite(sc *scope, pe *syntax.ParamExp, alts []string, set bool) ([]string, bool) {
+	switch {
+	case pe.Exp != nil:
+		switch op := pe.Exp.Op; op {
 		case syntax.ErrorUnset, syntax.ErrorUnsetOrNull:
 		case syntax.RemSmallPrefix, syntax.RemLargePrefix, syntax.RemSmallSuffix, syntax.RemLargeSuffix:
-			pats := word()
+			pats := a.expandString(sc, pe.Exp.Word)
 			if len(pats) != 1 || !set {
-				return pval{}, false
+				return nil, false
 			}
 			re, err := anchoredPattern(pats[0])
 			if err != nil {
-				return pval{}, false
+				return nil, false
 			}
 			out := make([]string, len(alts))
 			for i, s := range alts {
 				out[i] = trimPattern(s, re, op)
 			}
-			alts = out
+			return out, true
 		case syntax.UpperAll, syntax.UpperFirst, syntax.LowerAll, syntax.LowerFirst:
 			if !set {
-				return pval{}, false
+				return nil, false
 			}
 			out := make([]string, len(alts))
 			for i, s := range alts {
 				out[i] = changeCase(s, op)
 			}
-			alts = out
+			return out, true
 		default:
-			return pval{}, false
+			return nil, false
 		}
 	case pe.Slice != nil:
 		off, ok1 := arithLit(pe.Slice.Offset)
 		length, ok2 := arithLit(pe.Slice.Length)
 		if !ok1 || !ok2 || !set {
-			return pval{}, false
+			return nil, false
 		}
 		out := make([]string, len(alts))
 		for i, s := range alts {
 			if strings.ContainsAny(s, sAny+sTok) {
-				return pval{}, false
+				return nil, false
 			}
 			out[i] = slice(s, off, length, pe.Slice.Length != nil)
 		}
-		alts = out
+		return out, true
 	case pe.Repl != nil:
 		origs, with := a.expandString(sc, pe.Repl.Orig), a.expandString(sc, pe.Repl.With)
 		if len(origs) != 1 || len(with) != 1 || !set || hasGlobMeta(origs[0]) {
-			return pval{}, false
+			return nil, false
 		}
 		out := make([]string, len(alts))
 		for i, s := range alts {
 			out[i] = replace(s, origs[0], with[0], pe.Repl.All)
 		}
-		alts = out
+		return out, true
 	}
-	if !set && alts == nil || len(alts) == 0 {
-		return pval{}, false // no value at all would make the word vanish
-	}
-	return pval{alts: alts}, true
+	return alts, true
 }
 
 func appendNew(list []string, vs ...string) []string {
