@@ -170,7 +170,10 @@ func (s *Server) serveTunnel(sess *session, t DBTarget, conn net.Conn, parent st
 		life.close(ExitRecordingUnavailable, errRecordingFailed)
 		return
 	}
-	err = p.ServeConn(sess.ctx, conn, pgproxy.Conn{Owner: owner, Hooks: sess.sqlGate(t, p.Classifier, tl)})
+	// The agent's own SQL rules: the target's (sql.targets.<name>) over
+	// those for every target, each scoped by principal and role.
+	classifier := s.Policy.SQLClassifierFor(shellpolicy.Input{Principal: sess.ident.Principal, Role: sess.ident.Provenance.Role, Target: t.Name})
+	err = p.ServeConn(sess.ctx, conn, pgproxy.Conn{Owner: owner, Classifier: classifier, Hooks: sess.sqlGate(t, classifier, tl)})
 	if serr := tl.finish(); serr != nil && err == nil {
 		err = serr
 		sess.cancel(errRecordingFailed)

@@ -193,3 +193,58 @@ func TestSQLRulesForAnUnknownTarget(t *testing.T) {
 		t.Errorf("Env.SSHServer with every target configured: %v", err)
 	}
 }
+
+// sqlRolesPolicy scopes an SQL rule by role: agents may not read the
+// secrets table, operators may.
+const sqlRolesPolicy = `version: 1
+sql:
+  rules:
+    - id: no-secrets-for-agents
+      tables: [secrets]
+      decision: deny
+      message: agents do not read secrets
+      roles: [agent]
+`
+
+// TestE2ESQLRulesByRole: the same statement through the real `ssh -L`
+// tunnel is denied for one role and allowed for another: the tunnel
+// decides with the agent's own scoped rules.
+func TestE2ESQLRulesByRole(t *testing.T) {
+	pg := pgtest.Start(t)
+	pol, err := shellpolicy.Parse([]byte(sqlRolesPolicy), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sshtest.Start(t, sshtest.Options{Configure: func(env *bastion.Env) {
+		env.Policy = pol
+		env.Databases = map[string]bastion.DBTarget{"appdb": {Target: pgproxy.Target{Name: "appdb", Addr: pg.Addr, Database: pg.Database, User: pg.User, Password: pg.Password}}}
+	}})
+	ctx := context.Background()
+	up, err := pgx.Connect(ctx, pg.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close(ctx)
+	if _, err := up.Exec(ctx, `CREATE TABLE secrets (k text); INSERT INTO secrets VALUES ('launch-code')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		subject string
+		denied  bool
+	}{{"agent-reader", true}, {"ops-reader", false}} {
+		port := tunnel(t, b.Login(tc.subject), "appdb")
+		c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://x:unused@127.0.0.1:%d/%s?sslmode=disable", port, pg.Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k string
+		err = c.QueryRow(ctx, "SELECT k FROM secrets").Scan(&k)
+		c.Close(ctx)
+		switch {
+		case tc.denied && (err == nil || !strings.Contains(err.Error(), "agents do not read secrets") || !strings.Contains(err.Error(), "42501")):
+			t.Errorf("%s: %q, %v, want the role's denial", tc.subject, k, err)
+		case !tc.denied && (err != nil || k != "launch-code"):
+			t.Errorf("%s: %q, %v, want the row", tc.subject, k, err)
+		}
+	}
+}

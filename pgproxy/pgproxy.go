@@ -238,6 +238,9 @@ type Conn struct {
 	// such a connection is still handled: a client at its connection limit
 	// must still be able to stop a runaway query.
 	Refuse *Refusal
+	// Classifier decides this connection's statements (the agent's own
+	// scoped rules); nil means the Proxy's.
+	Classifier *sqlpolicy.Classifier
 }
 
 // Refusal is a FATAL ErrorResponse for a refused connection.
@@ -295,6 +298,9 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn, c Conn) error {
 		return err
 	}
 	s.hooks, s.owner = c.Hooks, c.Owner
+	if c.Classifier != nil {
+		s.classifier = c.Classifier
+	}
 	p.register(s)
 	defer p.unregister(s)
 	return s.run()

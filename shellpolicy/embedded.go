@@ -456,7 +456,7 @@ func (a *analyzer) classify(env *cmdEnv, n, text string) {
 	if n != "psql" && strings.Contains(text, "`") && !strings.ContainsAny(text, `"'`) {
 		text = strings.ReplaceAll(text, "`", `"`)
 	}
-	res := a.p.SQLClassifier("").Classify(text).Result
+	res := a.p.SQLClassifierFor(Input{Principal: a.in.Principal, Role: a.in.Role}).Classify(text).Result
 	if n != "psql" && res.Rule == ruleSQLParseError {
 		a.hit(env.fr, ruleSQLOpaque, "SQL in a dialect bastion cannot parse: "+shorten(text))
 		return
@@ -473,7 +473,7 @@ func (a *analyzer) partialSQL(env *cmdEnv, n string, f field) {
 	if n == "psql" && strings.HasPrefix(strings.TrimSpace(text), `\`) {
 		return
 	}
-	if res := a.p.SQLClassifier("").Classify(text).Result; res.Decision == policy.Deny && res.Rule != ruleSQLParseError {
+	if res := a.p.SQLClassifierFor(Input{Principal: a.in.Principal, Role: a.in.Role}).Classify(text).Result; res.Decision == policy.Deny && res.Rule != ruleSQLParseError {
 		env.fr.hits = append(env.fr.hits, hit{res: &res})
 	}
 }
