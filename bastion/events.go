@@ -141,7 +141,7 @@ func (d storeFailure) fields() map[string]any {
 
 // statementRan is the detail of audit.Query, one tunnel statement.
 type statementRan struct {
-	Target         string
+	Target         any    // the target's name, boxed once per tunnel (tunnelLog)
 	Statement      string // masked by pgproxy
 	Duration       time.Duration
 	Rows           int64

@@ -25,6 +25,12 @@ type tunnelLog struct {
 	rec    *recordings.Writer
 	target string
 	async  asyncSink // nil: every event waits for its fsync
+	// event is the statements' audit event without its own fields, built
+	// once: its identity (a copy of the provenance) and the boxed target
+	// name are shared by every statement's event, which only read them
+	// (three allocations fewer per statement on the tunnel's hot path).
+	event     audit.Event
+	targetAny any
 
 	mu       sync.Mutex
 	buf      []byte         // the log line being written; guarded by mu
@@ -33,7 +39,7 @@ type tunnelLog struct {
 
 func newTunnelLog(s *Server, sess *session, rec *recordings.Writer, target string) *tunnelLog {
 	async, _ := s.Audit.(asyncSink)
-	return &tunnelLog{srv: s, sess: sess, rec: rec, target: target, async: async}
+	return &tunnelLog{srv: s, sess: sess, rec: rec, target: target, async: async, event: sess.event(audit.Query, nil), targetAny: target}
 }
 
 // line writes a line of the statement log.
@@ -58,7 +64,7 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	if err == nil {
 		err = l.settled(false)
 	}
-	d := statementRan{Target: l.target, Statement: ev.Text, Duration: ev.Duration, Rows: ev.Rows, Approved: ev.Approved, Masked: ev.Masked}
+	d := statementRan{Target: l.targetAny, Statement: ev.Text, Duration: ev.Duration, Rows: ev.Rows, Approved: ev.Approved, Masked: ev.Masked}
 	if ev.Error != "" {
 		d.Error = ev.SQLState + " " + ev.Error
 	}
@@ -68,8 +74,8 @@ func (l *tunnelLog) statement(ev pgproxy.StatementEvent) error {
 	// After a failure the statement ran (or was refused) all the same: its
 	// event is still written, and waited for, so the audit log keeps who
 	// ran what; then the tunnel ends.
-	e := l.sess.event(audit.Query, d)
-	e.Time, e.Decision, e.Rule = l.srv.Clock(), ev.Result.Decision.String(), ev.Result.Rule
+	e := l.event
+	e.Time, e.Decision, e.Rule, e.Detail = l.srv.Clock(), ev.Result.Decision.String(), ev.Result.Rule, d.fields()
 	if err == nil && l.async != nil && ev.Result.Decision == policy.Allow && !ev.Refused {
 		l.inflight = append(l.inflight, l.async.Enqueue(e))
 	} else if aerr := l.srv.audit(e); err == nil {
