@@ -34,13 +34,13 @@ type RevocationFeed interface {
 
 // Defaults for liveness: how often the revocation list is read, how long a
 // read may fail before nothing new is admitted, and how long a closed
-// certificate's sessions get to deliver their last words before the
+// certificate's sessions may take to deliver their last words before the
 // connection is cut.
 const (
 	defaultRevocationPoll = 250 * time.Millisecond
 	revocationStale       = 10 * time.Second
 	fullReloadEvery       = time.Minute
-	closeGrace            = 300 * time.Millisecond
+	closeWait             = 3 * time.Second
 )
 
 // liveness is the server's live view of certificates: which are revoked,
@@ -302,8 +302,8 @@ func (lc *liveConn) graceExpired() {
 }
 
 // end ends every session of this connection's identity with cause, audits
-// it, and closes the connection once the sessions had closeGrace to send
-// their last line and exit status. It runs once per identity.
+// it, and closes the connection once the sessions have sent their last
+// line and exit status (closeWait at most). It runs once per identity.
 func (lc *liveConn) end(cause error, reason string) {
 	id := lc.identity()
 	if id == nil {
@@ -330,7 +330,30 @@ func (lc *liveConn) end(cause error, reason string) {
 	}
 	s.audit(connEvent(eventConnClosed, id, lc.src, fields{
 		"reason": reason, "serial": fmt.Sprint(id.Serial), "sessions": len(ended), "valid_before": id.ValidBefore.UTC().Format(time.RFC3339)}))
-	time.AfterFunc(closeGrace, func() { lc.Close() })
+	go func() {
+		// The sessions were cancelled: each writes its last line, records
+		// its end and sends its exit status, then closes its channel. The
+		// connection closes once they all have (at once, usually), and
+		// after closeWait at most: a loaded machine may take longer than
+		// a fixed grace to record the end (the agent then saw exit 255, not
+		// ExitCertificate).
+		for deadline := time.Now().Add(closeWait); time.Now().Before(deadline) && s.tracked(ended); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		lc.Close()
+	}()
+}
+
+// tracked reports whether any of sessions is still open.
+func (s *Server) tracked(sessions []*session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sess := range sessions {
+		if _, ok := s.sessions[sess]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Close closes the connection once and forgets it.
