@@ -1,43 +1,14 @@
 package sqlpolicy
 
-// Schema, privilege and maintenance statements.
+// Schema changes to existing objects: ALTER TABLE, ALTER DOMAIN, RENAME,
+// SET SCHEMA, COMMENT, and every other statement that the dispatch table in
+// analyze.go does not name.
 
 import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
-
-func (a *analysis) createType(name string) {
-	a.writes = true
-	a.base(a.enter("CREATE TYPE"), "sql-create", "CREATE TYPE", "CREATE TYPE "+name)
-}
-
-func (a *analysis) grant(s *pg_query.GrantStmt) {
-	k, prep := "GRANT", " TO "
-	if !s.IsGrant {
-		k, prep = "REVOKE", " FROM "
-	}
-	privs := make([]string, 0, len(s.Privileges))
-	for _, p := range s.Privileges {
-		if ap := p.GetAccessPriv(); ap != nil {
-			privs = append(privs, strings.ToUpper(ap.PrivName))
-		}
-	}
-	if len(privs) == 0 {
-		privs = []string{"ALL"}
-	}
-	on := objectTypeName(s.Objtype) + " " + objectNames(s.Objects)
-	if s.Targtype == pg_query.GrantTargetType_ACL_TARGET_ALL_IN_SCHEMA {
-		on = "ALL " + objectTypeName(s.Objtype) + "S IN SCHEMA " + objectNames(s.Objects)
-	}
-	var tables []string
-	if s.Objtype == pg_query.ObjectType_OBJECT_TABLE && s.Targtype == pg_query.GrantTargetType_ACL_TARGET_OBJECT {
-		tables = rvListRaw(s.Objects)
-	}
-	a.writes = true
-	a.base(a.enter(k), "sql-privilege", k, k+" "+strings.Join(privs, ", ")+" ON "+on+prep+roleNames(s.Grantees), tables...)
-}
 
 var alterDrops = map[pg_query.AlterTableType]string{
 	pg_query.AlterTableType_AT_DropColumn:              "DROP COLUMN",
@@ -107,6 +78,7 @@ func (a *analysis) alterTable(s *pg_query.AlterTableStmt) {
 	a.base(root, "sql-ddl", k, detail, tables...)
 }
 
+// alterCmdName describes one ALTER TABLE subcommand, e.g. DROP COLUMN "a".
 func alterCmdName(c *pg_query.AlterTableCmd) string {
 	verb, ok := alterDrops[c.Subtype]
 	if !ok {
@@ -126,66 +98,69 @@ func alterCmdName(c *pg_query.AlterTableCmd) string {
 	return strings.TrimSpace(verb + " " + obj)
 }
 
-func (a *analysis) vacuum(s *pg_query.VacuumStmt) {
-	k := "ANALYZE"
-	if s.IsVacuumcmd {
-		k = "VACUUM"
+// alterDomain: dropping a constraint or NOT NULL loosens what the domain
+// holds, like the ALTER TABLE drops.
+func (a *analysis) alterDomain(s *pg_query.AlterDomainStmt) {
+	root := a.enter("ALTER DOMAIN")
+	a.writes = true
+	name := stringList(s.TypeName, true)
+	switch s.Subtype {
+	case "X":
+		a.base(root, "sql-ddl", "ALTER DOMAIN", "ALTER DOMAIN "+name)
+		a.flag("sql-alter-drop", "ALTER DOMAIN", "ALTER DOMAIN "+name+" DROP CONSTRAINT "+quoteIdent(s.Name), nil)
+	case "N":
+		a.base(root, "sql-ddl", "ALTER DOMAIN", "ALTER DOMAIN "+name)
+		a.flag("sql-alter-drop", "ALTER DOMAIN", "ALTER DOMAIN "+name+" DROP NOT NULL", nil)
+	default:
+		a.base(root, "sql-ddl", "ALTER DOMAIN", "ALTER DOMAIN "+name)
 	}
-	full := false
-	for _, o := range s.Options {
-		if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "full") {
-			full = defElemTrue(d)
-		}
+}
+
+// rename: renaming a column or constraint is an ALTER of its relation; a
+// renamed role is a role change.
+func (a *analysis) rename(s *pg_query.RenameStmt) {
+	k := "ALTER " + objectTypeName(s.RenameType)
+	if s.RenameType == pg_query.ObjectType_OBJECT_COLUMN || s.RenameType == pg_query.ObjectType_OBJECT_TABCONSTRAINT {
+		k = "ALTER " + objectTypeName(s.RelationType)
 	}
-	var names, tables []string
-	for _, r := range s.Rels {
-		if vr := r.GetVacuumRelation(); vr != nil && vr.Relation != nil {
-			names = append(names, rangeVarName(vr.Relation))
-			tables = append(tables, rvRaw(vr.Relation)...)
-		}
+	rule := "sql-ddl"
+	if s.RenameType == pg_query.ObjectType_OBJECT_ROLE {
+		rule = "sql-role"
 	}
-	detail := strings.TrimSpace(k + " " + strings.Join(names, ", "))
-	if full && s.IsVacuumcmd {
-		a.writes = true
-		a.base(a.enter("VACUUM FULL"), "sql-maintenance", "VACUUM FULL", strings.Replace(detail, "VACUUM", "VACUUM FULL", 1), tables...)
+	what := ownedName(s.Relation, s.Object)
+	if s.Subname != "" {
+		what += " RENAME " + quoteIdent(s.Subname)
+	} else {
+		what += " RENAME"
+	}
+	a.writes = true
+	a.base(a.enter(k), rule, k, k+" "+what+" TO "+quoteIdent(s.Newname), rvRaw(s.Relation)...)
+}
+
+func (a *analysis) alterObjectSchema(s *pg_query.AlterObjectSchemaStmt) {
+	k := "ALTER " + objectTypeName(s.ObjectType)
+	a.writes = true
+	a.base(a.enter(k), "sql-ddl", k, k+" "+ownedName(s.Relation, s.Object)+" SET SCHEMA "+quoteIdent(s.Newschema), rvRaw(s.Relation)...)
+}
+
+func (a *analysis) comment(s *pg_query.CommentStmt) {
+	a.writes = true
+	a.base(a.enter("COMMENT"), "sql-ddl", "COMMENT", "COMMENT ON "+objectTypeName(s.Objtype)+" "+objectName(s.Object))
+}
+
+// otherStmt judges a node the dispatch table does not name. A node that is
+// not a statement (an expression, a clause) is only walked through. Every
+// other statement changes the schema or server objects: ALTER EXTENSION,
+// CREATE DATABASE, CREATE SERVER, CREATE CAST...
+func (a *analysis) otherStmt(n *pg_query.Node) {
+	typ := nodeTypeName(n)
+	if !strings.HasSuffix(typ, "Stmt") {
 		return
 	}
-	a.base(a.enter(k), "sql-vacuum", k, detail, tables...)
-}
-
-func transactionKind(k pg_query.TransactionStmtKind) string {
-	switch k {
-	case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN:
-		return "BEGIN"
-	case pg_query.TransactionStmtKind_TRANS_STMT_START:
-		return "START TRANSACTION"
-	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT:
-		return "COMMIT"
-	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK:
-		return "ROLLBACK"
-	case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
-		return "SAVEPOINT"
-	case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
-		return "RELEASE"
-	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
-		return "ROLLBACK TO SAVEPOINT"
-	case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE:
-		return "PREPARE TRANSACTION"
-	case pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:
-		return "COMMIT PREPARED"
-	case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
-		return "ROLLBACK PREPARED"
-	}
-	return "TRANSACTION"
-}
-
-func isRelation(t pg_query.ObjectType) bool {
-	switch t {
-	case pg_query.ObjectType_OBJECT_TABLE, pg_query.ObjectType_OBJECT_VIEW, pg_query.ObjectType_OBJECT_MATVIEW,
-		pg_query.ObjectType_OBJECT_FOREIGN_TABLE, pg_query.ObjectType_OBJECT_SEQUENCE, pg_query.ObjectType_OBJECT_INDEX:
-		return true
-	}
-	return false
+	k := kindFromTypeName(typ)
+	a.writes = true
+	a.foreign = a.foreign || strings.Contains(typ, "Foreign") || strings.Contains(typ, "Fdw") || strings.Contains(typ, "UserMapping")
+	a.base(a.enter(k), "sql-ddl", k, k)
 }
 
 func ownedName(rel *pg_query.RangeVar, obj *pg_query.Node) string {

@@ -1,6 +1,7 @@
 package sqlpolicy
 
-// Queries and data changes: SELECT, DELETE, UPDATE, MERGE, COPY, EXPLAIN.
+// Queries and data changes: SELECT, INSERT, DELETE, UPDATE, MERGE, COPY,
+// EXPLAIN.
 
 import (
 	"strings"
@@ -26,6 +27,27 @@ func (a *analysis) selectStmt(s *pg_query.SelectStmt) bool {
 	a.base(a.enter(k), "sql-read", k, k)
 	a.readIdx = len(a.findings)
 	return true
+}
+
+func (a *analysis) insertStmt(s *pg_query.InsertStmt) {
+	root := a.enter("INSERT")
+	a.writes = true
+	a.reads = a.reads || root && len(s.ReturningList) > 0
+	a.base(root, "sql-write", "INSERT", "INSERT INTO "+rangeVarName(s.Relation), rvRaw(s.Relation)...)
+}
+
+func (a *analysis) deleteStmt(s *pg_query.DeleteStmt) {
+	root := a.enter("DELETE")
+	a.writes = true
+	a.reads = a.reads || root && len(s.ReturningList) > 0
+	a.dml(root, "DELETE", "DELETE FROM "+rangeVarName(s.Relation), "sql-unrestricted-delete", s.WhereClause, s.Relation, s.UsingClause, s.WithClause)
+}
+
+func (a *analysis) updateStmt(s *pg_query.UpdateStmt) {
+	root := a.enter("UPDATE")
+	a.writes = true
+	a.reads = a.reads || root && len(s.ReturningList) > 0
+	a.dml(root, "UPDATE", "UPDATE "+rangeVarName(s.Relation), "sql-unrestricted-update", s.WhereClause, s.Relation, s.FromClause, s.WithClause)
 }
 
 // dml judges a DELETE or UPDATE by its WHERE clause; from is its USING
