@@ -296,6 +296,32 @@ func (a *analyzer) nested(env *cmdEnv, code, what string, args []string) {
 	a.depth, a.src, a.pos = depth, src, pos
 }
 
+// nestedField analyses the code in f (bash -c 'code', trap 'code').
+func (a *analyzer) nestedField(env *cmdEnv, f field, what string, args []string) {
+	hits := len(env.fr.hits)
+	if f.dyn {
+		a.hit(env.fr, ruleDynamicCommand, what+" "+f.disp)
+		return
+	}
+	a.nested(env, f.s, what, args)
+	// the vehicle itself is not a finding unless something was found on it
+	env.fr.show = len(env.fr.hits) > hits
+}
+
+// nestedArgs analyses args joined by spaces as code (eval, ssh, watch).
+func (a *analyzer) nestedArgs(env *cmdEnv, args []field, what string) {
+	if len(args) == 0 {
+		return
+	}
+	parts := make([]string, len(args))
+	dyn := false
+	for i, f := range args {
+		parts[i] = f.s
+		dyn = dyn || f.dyn
+	}
+	a.nestedField(env, field{s: strings.Join(parts, " "), disp: strings.Join(display(args), " "), dyn: dyn}, what, nil)
+}
+
 func (a *analyzer) srcOf(n syntax.Node) string {
 	if w, ok := n.(*syntax.Word); ok && len(w.Parts) == 0 {
 		return ""

@@ -440,32 +440,6 @@ func (a *analyzer) tmux(env *cmdEnv, _ string, argv []field) {
 	}
 }
 
-// nestedField analyses the code in f (bash -c 'code', trap 'code').
-func (a *analyzer) nestedField(env *cmdEnv, f field, what string, args []string) {
-	hits := len(env.fr.hits)
-	if f.dyn {
-		a.hit(env.fr, ruleDynamicCommand, what+" "+f.disp)
-		return
-	}
-	a.nested(env, f.s, what, args)
-	// the vehicle itself is not a finding unless something was found on it
-	env.fr.show = len(env.fr.hits) > hits
-}
-
-// nestedArgs analyses args joined by spaces as code (eval, ssh, watch).
-func (a *analyzer) nestedArgs(env *cmdEnv, args []field, what string) {
-	if len(args) == 0 {
-		return
-	}
-	parts := make([]string, len(args))
-	dyn := false
-	for i, f := range args {
-		parts[i] = f.s
-		dyn = dyn || f.dyn
-	}
-	a.nestedField(env, field{s: strings.Join(parts, " "), disp: strings.Join(display(args), " "), dyn: dyn}, what, nil)
-}
-
 func (a *analyzer) chdir(env *cmdEnv, v *field) {
 	if v == nil {
 		return
