@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bastion-dev/bastion/internal/fsync"
 )
 
 // ErrClosed is returned by Record after Close.
@@ -139,7 +141,7 @@ func Open(path string, opt Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil { // make a newly created file's name durable
+	if err := fsync.Dir(dir); err != nil { // make a newly created file's name durable
 		f.Close()
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
@@ -583,13 +585,4 @@ func (l *Log) appendOwn(e Event, fresh bool) error {
 		l.mirror.Write(line)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

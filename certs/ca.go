@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bastion-dev/bastion/internal/fsync"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -162,7 +163,7 @@ func SignHostCert(dir string, principals []string, ttl time.Duration, opt Option
 		return nil, err
 	}
 	line := AuthorizedKeyLine(cert, "bastion host certificate") + "\n"
-	if err := replaceFile(filepath.Join(dir, HostCertFile), []byte(line), 0o644); err != nil {
+	if err := fsync.WriteFile(filepath.Join(dir, HostCertFile), []byte(line), 0o644); err != nil {
 		return nil, fmt.Errorf("write host certificate: %w", err)
 	}
 	return cert, nil
@@ -199,7 +200,7 @@ func Rotate(dir string) error {
 	if err := os.Rename(next, cur); err != nil {
 		return fmt.Errorf("rotate user CA: %w (the new CA is in %s; rename it to %s)", err, next, cur)
 	}
-	return syncDir(dir)
+	return fsync.Dir(dir)
 }
 
 // RetirePrevious stops trusting the previous user CA by removing
@@ -210,44 +211,6 @@ func RetirePrevious(dir string) error {
 		return fmt.Errorf("retire previous user CA: %w", err)
 	}
 	return nil
-}
-
-// replaceFile writes data to path through a temporary file and a rename,
-// so readers see either the old or the new content.
-func replaceFile(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func sameKey(a, b ssh.PublicKey) bool {

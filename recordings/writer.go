@@ -13,13 +13,14 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/bastion-dev/bastion/internal/fsync"
 )
 
 // ErrClosed is returned by every method of a Writer after Close.
@@ -119,7 +120,7 @@ func Create(dir string, h Header, opt Options) (*Writer, error) {
 		err = w.syncLocked()
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = fsync.Dir(dir)
 	}
 	if err != nil {
 		w.f.Close()
@@ -589,40 +590,6 @@ func (sw streamWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, fsynced and renamed over path, then fsyncs the directory.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
+// writeFileAtomic replaces path with b (mode 0600) through a temporary
+// file, fsynced and renamed, then fsyncs the directory.
+func writeFileAtomic(path string, b []byte) error { return fsync.WriteFile(path, b, 0o600) }
