@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -93,7 +92,7 @@ func newApprovalsListCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(c.OutOrStdout(), list)
+				return writeIndentedJSON(c.OutOrStdout(), list)
 			}
 			if len(list) == 0 {
 				if all {
@@ -177,12 +176,6 @@ func requestRules(r approvals.Request) []string {
 	return rules
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newApprovalsShowCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{Use: "show ID", Short: "Show one approval request", Args: cobra.ExactArgs(1)}
@@ -199,7 +192,7 @@ func newApprovalsShowCmd() *cobra.Command {
 				return decisionError(err)
 			}
 			if asJSON {
-				return printJSON(c.OutOrStdout(), r)
+				return writeIndentedJSON(c.OutOrStdout(), r)
 			}
 			printRequest(c.OutOrStdout(), r)
 			return nil

@@ -285,6 +285,8 @@ recording holds.`,
 	return cmd
 }
 
+// writeIndentedJSON writes v as JSON indented by two spaces, with a final
+// newline: the --json output of the approvals and recordings commands.
 func writeIndentedJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
