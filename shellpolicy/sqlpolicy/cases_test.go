@@ -106,6 +106,9 @@ var classifyCases = []classifyCase{
 	{name: "delete without where", sql: "DELETE FROM users", want: approve, rule: "sql-unrestricted-delete", reason: "DELETE FROM users has no WHERE clause"},
 	{name: "delete only without where", sql: "DELETE FROM ONLY public.users", want: approve, rule: "sql-unrestricted-delete", reason: "public.users"},
 	{name: "delete where true", sql: "DELETE FROM users WHERE true", want: approve, rule: "sql-unrestricted-delete", reason: "holds for every row"},
+	// x OR NOT x with a subquery in x: comparing the two arms once overflowed the stack (a fatal error, not a panic).
+	{name: "delete where subquery or not subquery", sql: "DELETE FROM t WHERE id = (SELECT 1) OR NOT id = (SELECT 1)", want: approve, rule: "sql-unrestricted-delete", reason: "holds for every row"},
+	{name: "update where exists or not exists", sql: "UPDATE t SET a = 1 WHERE EXISTS (SELECT 1) OR NOT EXISTS (SELECT 1)", want: approve, rule: "sql-unrestricted-update", reason: "holds for every row"},
 	{name: "delete where 1=1", sql: "DELETE FROM users WHERE 1=1", want: approve, rule: "sql-unrestricted-delete"},
 	{name: "delete where string equality", sql: "DELETE FROM users WHERE 'a'='a'", want: approve, rule: "sql-unrestricted-delete"},
 	{name: "delete where 1<2", sql: "DELETE FROM users WHERE 1 < 2", want: approve, rule: "sql-unrestricted-delete"},

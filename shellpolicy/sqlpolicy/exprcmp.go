@@ -55,6 +55,14 @@ func sameMessageIn(a, b protoreflect.Message, tname string, inSub bool, n *int) 
 	if d != b.Descriptor() || a.IsValid() != b.IsValid() {
 		return false
 	}
+	if !a.IsValid() {
+		// Both unset: equal. Descending into an unset message's message
+		// fields never ends for a self-referencing type (SelectStmt's
+		// larg and rarg): `... WHERE x = (SELECT 1) OR NOT x = (SELECT 1)`
+		// overflowed the stack, which recover cannot catch, and took the
+		// whole daemon down with one statement.
+		return true
+	}
 	if d == nodeDescriptor {
 		// Straight to the member of the oneof that is set (see walk).
 		ca, cb := nodeChild(a.Interface().(*pg_query.Node)), nodeChild(b.Interface().(*pg_query.Node))
