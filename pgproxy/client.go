@@ -75,7 +75,12 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 			res := policy.Result{Decision: policy.Deny, Rule: "sql-unknown-statement",
 				Reason: fmt.Sprintf("prepared statement %q was not prepared with Parse on this connection", m.PreparedStatement),
 				Hint:   "Send Parse for the statement first; EXECUTE runs SQL-prepared statements."}
-			return s.refuseParse(stmtInfo{text: "<bind " + m.PreparedStatement + ">", res: res}, s.refusalFor(res))
+			// The server's own answer to a name it does not know (26000),
+			// which drivers branch on; bastion's reason is the hint.
+			ue := &userError{severity: "ERROR", code: codeInvalidStatementName,
+				msg:  fmt.Sprintf("prepared statement %q does not exist", m.PreparedStatement),
+				hint: "bastion: " + res.Reason + ". " + res.Hint}
+			return s.refuseParse(stmtInfo{text: "<bind " + m.PreparedStatement + ">", res: res}, ue)
 		}
 		if admit := s.hooks.Admit; admit != nil {
 			// A prepared statement runs again at each Bind: the

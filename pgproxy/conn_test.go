@@ -193,4 +193,116 @@ func TestSyntaxErrorsAsTheServerSends(t *testing.T) {
 			}
 		}
 	}
+	// Executing a statement nobody prepared: the server's 26000.
+	var want, got *pgconn.PgError
+	errors.As(direct.ExecPrepared(ctx, "nosuch", nil, nil, nil).Read().Err, &want)
+	errors.As(proxied.ExecPrepared(ctx, "nosuch", nil, nil, nil).Read().Err, &got)
+	if want == nil || got == nil || got.Code != want.Code || got.Message != want.Message {
+		t.Errorf("unknown prepared statement: proxied %+v, direct %+v", got, want)
+	}
+	if err := proxied.Exec(ctx, "SELECT 1").Close(); err != nil {
+		t.Fatalf("after an unknown prepared statement: %v", err)
+	}
+}
+
+// Startup parameters, given directly or in options, are settings: those
+// the policy allows reach the server, one it would hold (a role change) is
+// refused and recorded, and one the server does not know gets the server's
+// own error, compared with a direct connection.
+func TestStartupSettings(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ev := &events{}
+	p := &Proxy{Target: targetFor(srv), Hooks: Hooks{Statement: ev.hook}}
+	addr := serveLocal(t, p)
+	connect := func(dsn string, params map[string]string) (*pgconn.PgConn, error) {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range params {
+			cfg.RuntimeParams[k] = v
+		}
+		return pgconn.ConnectConfig(ctx, cfg)
+	}
+	setting := func(c *pgconn.PgConn, name string) string {
+		res := c.ExecParams(ctx, "SELECT current_setting($1)", [][]byte{[]byte(name)}, nil, nil, nil).Read()
+		if res.Err != nil || len(res.Rows) != 1 {
+			t.Fatalf("current_setting(%s): %v", name, res.Err)
+		}
+		return string(res.Rows[0][0])
+	}
+
+	c, err := connect(clientDSN(addr, srv.Database), map[string]string{
+		"datestyle": "ISO, DMY", "options": `-c search_path=app,public --statement-timeout=5s -c application_name=agent\ tool`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"application_name": "agent tool", "search_path": "app,public", "statement_timeout": "5s", "DateStyle": "ISO, DMY"} {
+		if got := setting(c, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	c.Close(ctx)
+
+	for _, params := range []map[string]string{{"options": "-c role=" + srv.User}, {"default_transaction_read_only": "off"}} {
+		_, err = connect(clientDSN(addr, srv.Database), params)
+		pgErr := wantCode(t, err, "42501", "bastion: startup parameter ")
+		if pgErr.Severity != "FATAL" {
+			t.Errorf("%v: severity %s", params, pgErr.Severity)
+		}
+	}
+	if e, ok := ev.find("startup parameter role="); !ok || !e.Refused || e.Result.Rule != "sql-role" {
+		t.Errorf("the refused role change was not recorded: %+v", e)
+	}
+
+	for _, params := range []map[string]string{{"bogus_param": "1"}, {"options": "-c work_mem=lots"}} {
+		_, direct := connect(srv.DSN(), params)
+		_, proxied := connect(clientDSN(addr, srv.Database), params)
+		var want, got *pgconn.PgError
+		if !errors.As(direct, &want) || !errors.As(proxied, &got) {
+			t.Fatalf("%v: direct %v, proxied %v", params, direct, proxied)
+		}
+		if got.Code != want.Code || got.Message != want.Message || got.Severity != want.Severity {
+			t.Errorf("%v: proxied %s %q, direct %s %q", params, got.Code, got.Message, want.Code, want.Message)
+		}
+	}
+
+	_, err = connect(clientDSN(addr, srv.Database), map[string]string{"options": "-B 10"})
+	wantCode(t, err, "0A000", `bastion: startup option "-B" is not supported`)
+}
+
+func TestParseOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want map[string]string
+		code string
+	}{
+		{"-c a=1", map[string]string{"a": "1"}, ""},
+		{"-ca=1   --b-c=x\\ y", map[string]string{"a": "1", "b_c": "x y"}, ""},
+		{`-c search_path=a\,b`, map[string]string{"search_path": "a,b"}, ""},
+		{"", map[string]string{}, ""},
+		{"-c novalue", nil, "42601"},
+		{"-B 10", nil, "0A000"},
+		{"plain", nil, "0A000"},
+	} {
+		got, err := parseOptions(tc.in)
+		var ue *userError
+		switch {
+		case tc.code != "":
+			if !errors.As(err, &ue) || ue.code != tc.code {
+				t.Errorf("parseOptions(%q) = %v, %v, want SQLSTATE %s", tc.in, got, err, tc.code)
+			}
+		case err != nil || len(got) != len(tc.want):
+			t.Errorf("parseOptions(%q) = %v, %v, want %v", tc.in, got, err, tc.want)
+		default:
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("parseOptions(%q)[%s] = %q, want %q", tc.in, k, got[k], v)
+				}
+			}
+		}
+	}
 }

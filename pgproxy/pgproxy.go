@@ -288,7 +288,7 @@ func (p *Proxy) ServeConn(ctx context.Context, client net.Conn, c Conn) error {
 		return ue
 	}
 
-	s, err := p.connect(ctx, client, be, rd, sm)
+	s, err := p.connect(ctx, client, be, rd, sm, c)
 	if err != nil {
 		var ue *userError
 		if errors.As(err, &ue) {
@@ -484,6 +484,7 @@ func (e *userError) response() *pgproto3.ErrorResponse {
 const (
 	codeInsufficientPrivilege = "42501" // a refused statement
 	codeSyntaxError           = "42601" // a statement the parser rejects
+	codeInvalidStatementName  = "26000" // Bind of a statement this connection did not Parse
 	codeQueryCanceled         = "57014"
 	codeAdminShutdown         = "57P01"
 	codeConnectionFailure     = "08006"

@@ -12,6 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/bastion-dev/bastion/policy"
+	"github.com/bastion-dev/bastion/shellpolicy/sqlpolicy"
 )
 
 // startup reads the client's startup packets: SSLRequest and GSSEncRequest
@@ -47,23 +50,140 @@ func (p *Proxy) startup(be *pgproto3.Backend, rd *readErr, client net.Conn, c Co
 	}
 }
 
-// passParams are the startup parameters passed upstream. Others are
-// dropped: "options" sets arbitrary server settings without a statement
-// the policy could see, and "replication" switches to another protocol.
-var passParams = map[string]bool{
-	"application_name":   true,
-	"client_encoding":    true,
-	"datestyle":          true,
-	"timezone":           true,
-	"intervalstyle":      true,
-	"extra_float_digits": true,
-	"search_path":        true,
-	"bytea_output":       true,
+// Startup parameters that are not settings: the login (the proxy logs in
+// as the target), the protocol (replication is refused, _pq_.* options
+// are negotiated away in greet), and options (parsed into settings).
+var loginParams = map[string]bool{"user": true, "database": true, "replication": true, "options": true}
+
+// startupSettings returns the settings the client's startup message asks
+// for, each given as a parameter or as "-c name=value" / "--name=value"
+// in options, once the policy allows each as the statement
+// `SET name TO 'value'` would be (a role change or a safety setting at
+// startup is refused: there is no one to approve it before the session
+// exists; SET it after connecting). A refused one is reported through
+// hooks.Statement, like a refused statement. An unknown setting is passed
+// on: the server refuses it with its own error.
+func (p *Proxy) startupSettings(sm *pgproto3.StartupMessage, c Conn) (map[string]string, error) {
+	settings := map[string]string{}
+	names := make([]string, 0, len(sm.Parameters))
+	for k := range sm.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := sm.Parameters[k]
+		switch {
+		case strings.HasPrefix(k, "_pq_."), loginParams[strings.ToLower(k)]:
+		default:
+			settings[k] = v
+		}
+	}
+	if opts := sm.Parameters["options"]; opts != "" {
+		parsed, err := parseOptions(opts)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range parsed {
+			settings[k] = v
+		}
+	}
+	classifier := c.Classifier
+	if classifier == nil {
+		classifier = p.Classifier
+	}
+	if classifier == nil {
+		classifier = sqlpolicy.Default()
+	}
+	names = names[:0]
+	for k := range settings {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		stmt := "SET " + quoteIdent(strings.ToLower(k)) + " TO " + quoteLiteral(settings[k])
+		res := classifier.Classify(stmt).Result
+		if res.Decision == policy.Allow {
+			continue
+		}
+		text := "startup parameter " + k + "=" + settings[k]
+		if c.Hooks.Statement != nil {
+			ev := StatementEvent{Target: p.Target.Name, Text: text, Result: res, Refused: true, Start: time.Now(),
+				SQLState: codeInsufficientPrivilege, Error: "refused at startup"}
+			if err := c.Hooks.Statement(ev); err != nil {
+				return nil, fatal(codeSystemError, "bastion: the connection could not be recorded", err)
+			}
+		}
+		return nil, &userError{severity: "FATAL", code: codeInsufficientPrivilege,
+			msg:  "bastion: " + text + " refused: " + describe(res),
+			hint: "Connect without it and run the SET after connecting, where the policy can hold it for approval."}
+	}
+	return settings, nil
 }
+
+// parseOptions reads the options startup parameter as the server does
+// (space-separated, backslash escapes the next character): "-c name=value",
+// "-cname=value" and "--name=value" set a setting. Other backend switches
+// are refused: they are not settings the policy can judge.
+func parseOptions(opts string) (map[string]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(opts); i++ {
+		switch ch := opts[i]; {
+		case ch == '\\' && i+1 < len(opts):
+			i++
+			w.WriteByte(opts[i])
+			inWord = true
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteByte(ch)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	out := map[string]string{}
+	for i := 0; i < len(words); i++ {
+		var kv string
+		switch word := words[i]; {
+		case word == "-c" && i+1 < len(words):
+			i++
+			kv = words[i]
+		case strings.HasPrefix(word, "-c") && len(word) > 2:
+			kv = word[2:]
+		case strings.HasPrefix(word, "--") && len(word) > 2:
+			kv = word[2:]
+		default:
+			return nil, &userError{severity: "FATAL", code: codeFeatureNotSupported,
+				msg:  fmt.Sprintf("bastion: startup option %q is not supported", word),
+				hint: "Only settings can be given at startup: -c name=value."}
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			// The server's own wording (postgres.c, process_postgres_switches).
+			what := "-c"
+			if strings.HasPrefix(words[i], "--") {
+				what = "--"
+			}
+			return nil, &userError{severity: "FATAL", code: codeSyntaxError, msg: fmt.Sprintf("%s %s requires a value", what, kv)}
+		}
+		out[strings.ReplaceAll(name, "-", "_")] = value
+	}
+	return out, nil
+}
+
+// quoteLiteral quotes a string constant (standard_conforming_strings).
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // connect checks the client's startup message, logs in upstream with the
 // target's credentials and greets the client, returning the session.
-func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, sm *pgproto3.StartupMessage) (*session, error) {
+func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backend, rd *readErr, sm *pgproto3.StartupMessage, c Conn) (*session, error) {
 	t := p.Target
 	db := t.Database
 	if db == "" {
@@ -78,11 +198,9 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backe
 		return nil, fatal(codeFeatureNotSupported, "bastion: replication connections are not allowed", nil)
 	}
 
-	params := map[string]string{}
-	for k, v := range sm.Parameters {
-		if passParams[strings.ToLower(k)] {
-			params[k] = v
-		}
+	params, err := p.startupSettings(sm, c)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := p.upstreamConfig(params)
 	if err != nil {
@@ -95,12 +213,12 @@ func (p *Proxy) connect(ctx context.Context, client net.Conn, be *pgproto3.Backe
 	if err != nil {
 		ue := fatal(codeConnectionFailure, fmt.Sprintf("bastion: cannot connect to database target %q", t.Name), err)
 		var pgErr *pgconn.PgError
-		// Server errors other than authentication (too many connections,
-		// shutting down) help the agent; authentication failures are the
-		// operator's business.
+		// Server errors other than authentication (an invalid startup
+		// setting, too many connections, shutting down) are the server's
+		// own answer, passed on as it sent it; authentication failures
+		// are the operator's business.
 		if errors.As(err, &pgErr) && !strings.HasPrefix(pgErr.Code, "28") {
-			ue.code = pgErr.Code
-			ue.msg += ": " + pgErr.Message
+			ue.code, ue.msg, ue.hint = pgErr.Code, pgErr.Message, pgErr.Hint
 		}
 		return nil, ue
 	}

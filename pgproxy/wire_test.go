@@ -77,7 +77,7 @@ func TestRefusedStatementsNeverReachUpstream(t *testing.T) {
 		"E(42501) Z E(42501) Z " + // refused batches
 		"1 2 D C Z " + // the allowed batch (the added Describe is not relayed)
 		"E(42501) Z " + // function call
-		"T D C Z E(42501) Z" // PREPARE, then Bind refused
+		"T D C Z E(26000) Z" // PREPARE, then Bind refused as the server refuses an unknown name
 	if got := kinds(out); got != want {
 		t.Errorf("client got\n%s\nwant\n%s", got, want)
 	}
