@@ -20,6 +20,7 @@ demo: deps build ## run bastion in dev mode: embedded OIDC issuer, SQLite store,
 
 test: deps vet ## run every test, with the race detector, against real OpenSSH/PostgreSQL/asciinema/Chromium
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+	COMPAT_SHORT=1 scripts/compat.sh
 
 vet: ## go vet and gofmt
 	$(GO) vet $(PKGS)
@@ -35,8 +36,11 @@ fuzz: ## run each fuzz target briefly (FUZZTIME=10s)
 e2e: deps ## only the end-to-end tests (real ssh client, sshd, psql, asciinema, chromium)
 	$(GO) test -race -count=1 -run 'E2E' -v $(PKGS)
 
+compat: deps ## pgx's and lib/pq's own test suites, directly and through the database tunnel (COMPAT_SHORT=1: a subset)
+	scripts/compat.sh
+
 bench: deps build ## Go benchmarks plus end-to-end figures side by side with OpenSSH sshd and direct Postgres
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -benchmem ./shellpolicy/... ./masking/... ./recordings/... ./audit/...
 	@scripts/bench.sh
 
-.PHONY: help deps build demo test vet lint fuzz e2e bench
+.PHONY: help deps build demo test vet lint fuzz e2e compat bench
