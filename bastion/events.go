@@ -6,6 +6,7 @@ import (
 
 	"github.com/bastion-dev/bastion/audit"
 	"github.com/bastion-dev/bastion/certs"
+	"github.com/bastion-dev/bastion/identity"
 )
 
 // The audit events of agent sessions are built here, in one place: an
@@ -30,12 +31,23 @@ func (sess *session) event(typ string, d detail) audit.Event {
 // connEvent is an audit event about a connection that has no session:
 // id may be nil (not authenticated).
 func connEvent(typ string, id *certs.Identity, src string, d detail) audit.Event {
-	e := audit.Event{Type: typ, Identity: provOf(id), Source: src}
+	return httpEvent(typ, provOf(id), src, d)
+}
+
+// httpEvent is an audit event of the HTTP side, whose callers know a
+// provenance (from a token, or the operator) rather than a certificate;
+// who may be nil.
+func httpEvent(typ string, who *identity.Provenance, src string, d detail) audit.Event {
+	e := audit.Event{Type: typ, Identity: who, Source: src}
 	if d != nil {
 		e.Detail = d.fields()
 	}
 	return e
 }
+
+// eventDevToken is the audit event of a token the dev issuer minted (a
+// contract with log consumers, like the types in package audit).
+const eventDevToken = "dev.token"
 
 // sessionStarted is the detail of audit.SessionStart.
 type sessionStarted struct {

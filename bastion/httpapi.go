@@ -105,7 +105,7 @@ func bearer(r *http.Request) (string, bool) {
 func (a *API) certificate(w http.ResponseWriter, r *http.Request) {
 	src := hostOfString(r.RemoteAddr)
 	refuse := func(status int, code, msg string, prov *identity.Provenance) {
-		a.record(audit.Event{Type: audit.CertRefused, Identity: prov, Source: src, Detail: map[string]any{"reason": msg, "code": code}})
+		a.record(httpEvent(audit.CertRefused, prov, src, fields{"reason": msg, "code": code}))
 		writeJSON(w, status, apiError{Error: msg, Code: code})
 	}
 	tok, ok := bearer(r)
@@ -146,9 +146,9 @@ func (a *API) certificate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the certificate could not be recorded; nothing was issued, retry later", Code: "unavailable"})
 		return
 	}
-	if err := a.record(audit.Event{Type: audit.CertIssued, Identity: prov, Source: src, Detail: map[string]any{
+	if err := a.record(httpEvent(audit.CertIssued, prov, src, fields{
 		"serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId, "principals": cert.ValidPrincipals,
-		"valid_before": rec.ValidBefore, "fingerprint": rec.Fingerprint, "via": "oidc"}}); err != nil {
+		"valid_before": rec.ValidBefore, "fingerprint": rec.Fingerprint, "via": "oidc"})); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the certificate could not be audited; nothing was issued, retry later", Code: "unavailable"})
 		return
 	}
@@ -177,8 +177,8 @@ func (a *API) record(e audit.Event) error {
 func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 	src := hostOfString(r.RemoteAddr)
 	refuse := func(status int, code, msg string) {
-		a.record(audit.Event{Type: audit.RequestRefused, Source: src, Detail: map[string]any{
-			"request": "POST /dev/token", "host": quoteBounded(r.Host, 128), "reason": msg, "code": code}})
+		a.record(httpEvent(audit.RequestRefused, nil, src, fields{
+			"request": "POST /dev/token", "host": quoteBounded(r.Host, 128), "reason": msg, "code": code}))
 		writeJSON(w, status, apiError{Error: msg, Code: code})
 	}
 	if err := loopbackHost(r); err != nil {
@@ -206,8 +206,8 @@ func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	operator := &identity.Provenance{Kind: identity.KindHuman, Subject: "operator", Issuer: "bootstrap-token"}
-	if err := a.record(audit.Event{Type: "dev.token", Identity: operator, Source: src, Detail: map[string]any{
-		"subject": quoteBounded(req.Subject, 128), "groups": req.Groups}}); err != nil {
+	if err := a.record(httpEvent(eventDevToken, operator, src, fields{
+		"subject": quoteBounded(req.Subject, 128), "groups": req.Groups})); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "the dev token could not be audited; nothing was issued, retry later", Code: "unavailable"})
 		return
 	}

@@ -219,8 +219,8 @@ func (s *Server) authenticate(ctx gliderssh.Context, key gliderssh.PublicKey) bo
 		over, first := s.limiter.fail(src)
 		if over {
 			if first {
-				s.audit(audit.Event{Type: audit.AuthFailed, Source: src, Detail: map[string]any{"user": ctx.User(), "reason": "rate-limited",
-					"limit_per_minute": s.cfg.Limits.AuthFailuresPerMinute}})
+				s.audit(connEvent(audit.AuthFailed, nil, src, fields{"user": ctx.User(), "reason": "rate-limited",
+					"limit_per_minute": s.cfg.Limits.AuthFailuresPerMinute}))
 			}
 			if lc := liveConnOf(ctx); lc != nil {
 				lc.Close()
@@ -234,15 +234,15 @@ func (s *Server) authenticate(ctx gliderssh.Context, key gliderssh.PublicKey) bo
 		} else if errors.Is(err, errCertRevoked) {
 			reason = certs.ReasonRevoked
 		}
-		detail := map[string]any{"user": ctx.User(), "reason": reason, "key_type": key.Type()}
-		var prov *identity.Provenance
+		// No identity: nothing presented is verified.
+		detail := fields{"user": ctx.User(), "reason": reason, "key_type": key.Type()}
 		if c, ok := key.(*ssh.Certificate); ok {
 			// Presented, not verified: for an unknown authority these are the
 			// client's own words, so they are quoted and bounded.
 			detail["presented_serial"] = fmt.Sprint(c.Serial)
 			detail["presented_key_id"] = quoteBounded(c.KeyId, 128)
 		}
-		s.audit(audit.Event{Type: audit.AuthFailed, Identity: prov, Source: src, Detail: detail})
+		s.audit(connEvent(audit.AuthFailed, nil, src, detail))
 		return false
 	}
 	ctx.SetValue(identityKey, id)
@@ -295,8 +295,7 @@ func hostOfString(addr string) string {
 
 func (s *Server) refuseGlobal(ctx gliderssh.Context, _ *gliderssh.Server, req *ssh.Request) (bool, []byte) {
 	id, _ := IdentityFrom(ctx)
-	s.audit(audit.Event{Type: audit.RequestRefused, Identity: provOf(id), Source: hostOf(ctx.RemoteAddr()),
-		Detail: map[string]any{"request": req.Type, "reason": "remote forwarding is not allowed"}})
+	s.audit(connEvent(audit.RequestRefused, id, hostOf(ctx.RemoteAddr()), requestRefused{Request: req.Type, Reason: "remote forwarding is not allowed"}))
 	return false, nil
 }
 
